@@ -1,0 +1,3 @@
+"""nova-hostdown-bridge: monitoring alerts -> fenced, forced-down Nova compute hosts."""
+
+__version__ = "0.1.0"

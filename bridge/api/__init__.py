@@ -1,0 +1,42 @@
+"""The HTTP API: Flask application factory and blueprints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException
+
+from bridge.api import alerts, health, hosts, incidents
+from bridge.engine import utcnow
+
+
+class JSONProvider(DefaultJSONProvider):
+    sort_keys = False
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, datetime):
+            return o.isoformat().replace("+00:00", "Z")
+        return DefaultJSONProvider.default(o)
+
+
+def create_app(config, store, engine=None, clock=utcnow) -> Flask:
+    """The app serves requests; `engine` (optional) is woken after every write."""
+    app = Flask("bridge")
+    app.json = JSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"]
+    app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock}
+    for module in (alerts, incidents, hosts, health):
+        app.register_blueprint(module.bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        response = jsonify(error=exc.name, message=exc.description)
+        response.status_code = exc.code
+        if exc.code == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    return app

@@ -1,0 +1,58 @@
+"""Access to the app's config, store and engine, and to who is calling."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import abort, current_app, request
+
+
+def config():
+    return current_app.extensions["bridge"]["config"]
+
+
+def store():
+    return current_app.extensions["bridge"]["store"]
+
+
+def now():
+    return current_app.extensions["bridge"]["clock"]()
+
+
+def wake_engine() -> None:
+    engine = current_app.extensions["bridge"]["engine"]
+    if engine is not None:
+        engine.wake()
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def require_webhook_token(source: str) -> None:
+    expected = config().webhook_tokens.get(source)
+    token = _bearer()
+    if token is None:
+        abort(401, "missing bearer token")
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        abort(401, f"wrong token for source {source!r}")
+
+
+def require_admin() -> str:
+    """The name of the admin token presented; 401 without a valid one."""
+    token = _bearer()
+    if token is None:
+        abort(401, "missing bearer token")
+    for candidate, name in config().admin_tokens.items():
+        if hmac.compare_digest(token.encode(), candidate.encode()):
+            return name
+    abort(401, "wrong admin token")
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "body must be a JSON object")
+    return body

@@ -1,0 +1,41 @@
+"""Wiring: build the store, Nova client, engine and Flask app from a Config."""
+
+from __future__ import annotations
+
+import logging
+
+from bridge.api import create_app
+from bridge.config import Config
+from bridge.engine import Engine
+from bridge.nova import Nova
+from bridge.store import Store, create_engine, upgrade
+
+
+def configure_logging(config: Config) -> None:
+    logging.basicConfig(level=config["logging"]["level"],
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+
+
+def build_store(config: Config, migrate: bool = False) -> Store:
+    engine = create_engine(config["database"]["url"])
+    if migrate:
+        upgrade(engine)
+    return Store(engine)
+
+
+def build_nova(config: Config) -> Nova | None:
+    cloud = config.cloud
+    if cloud is None:
+        return None
+    nova = config["nova"]
+    return Nova(cloud, timeout=nova["timeout"], attempts=nova["attempts"], backoff_max=nova["backoff_max"])
+
+
+def build(config: Config, *, with_engine: bool = True):
+    """The Flask app, with its engine started when the config enables it."""
+    store = build_store(config)
+    engine = None
+    if with_engine and config["engine"]["enabled"]:
+        engine = Engine(config, store, build_nova(config))
+        engine.start()
+    return create_app(config, store, engine)

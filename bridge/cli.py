@@ -1,0 +1,215 @@
+"""The hostdown-bridge command."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from bridge import __version__
+from bridge.config import ConfigError, load
+
+
+def _load(path: str | None):
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hostdown-bridge")
+def main():
+    """nova-hostdown-bridge: monitoring alerts -> fenced, forced-down Nova compute hosts.
+
+    Without --config the embedded default runs: SQLite in the current directory,
+    dry-run, no cloud.
+    """
+
+
+config_option = click.option("--config", "config_path", envvar="HOSTDOWN_BRIDGE_CONFIG",
+                             type=click.Path(dir_okay=False), help="YAML configuration [$HOSTDOWN_BRIDGE_CONFIG]")
+
+
+@main.command()
+@config_option
+@click.option("--bind", help="host:port, overrides server.bind")
+@click.option("--workers", type=int, help="worker processes, overrides server.workers")
+def serve(config_path, bind, workers):
+    """Run the HTTP API and the engine (gunicorn)."""
+    from bridge.serve import serve as run
+
+    run(_load(config_path), bind, workers)
+
+
+@main.command()
+@config_option
+def engine(config_path):
+    """Run only the engine (no HTTP), e.g. as extra workers beside `serve`."""
+    import signal
+    import threading
+
+    from bridge.app import build_nova, build_store, configure_logging
+    from bridge.engine import Engine
+
+    config = _load(config_path)
+    configure_logging(config)
+    worker = Engine(config, build_store(config, migrate=True), build_nova(config))
+    worker.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    worker.stop()
+
+
+@main.command("check-config")
+@click.argument("path", type=click.Path(dir_okay=False))
+def check_config(path):
+    """Validate a configuration file: schema, templates, regexes, secrets (never shown)."""
+    config = _load(path)
+    click.echo(f"{path}: ok ({len(config['rules'])} rules, "
+               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'})")
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command()
+@config_option
+def upgrade(config_path):
+    """Apply pending migrations."""
+    from bridge.app import build_store
+
+    build_store(_load(config_path), migrate=True)
+    click.echo("database schema is current")
+
+
+# ---- commands that talk to a running bridge ---------------------------------------------
+
+def _client_options(fn):
+    fn = click.option("--url", envvar="HOSTDOWN_BRIDGE_URL", default="http://127.0.0.1:8080", show_default=True,
+                      help="the bridge's API [$HOSTDOWN_BRIDGE_URL]")(fn)
+    fn = click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
+                      help="admin token file (or $HOSTDOWN_BRIDGE_TOKEN)")(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="print the raw JSON answer")(fn)
+    return fn
+
+
+def _call(method: str, url: str, path: str, token_file: str | None, body: dict | None = None):
+    import requests
+
+    token = Path(token_file).read_text().strip() if token_file else os.environ.get("HOSTDOWN_BRIDGE_TOKEN")
+    if not token:
+        raise click.ClickException("no admin token: pass --token-file or set HOSTDOWN_BRIDGE_TOKEN")
+    try:
+        response = requests.request(method, url.rstrip("/") + path, json=body, timeout=30,
+                                    headers={"Authorization": f"Bearer {token}"})
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {"message": response.text}
+    if response.status_code >= 400:
+        raise click.ClickException(f"{response.status_code}: {payload.get('message', payload)}")
+    return payload
+
+
+def _echo_json(payload) -> None:
+    click.echo(json.dumps(payload, indent=2, sort_keys=False))
+
+
+@main.group()
+def fence():
+    """Fencing proof."""
+
+
+@fence.command()
+@click.argument("host")
+@click.option("--reason", required=True, help="why you know the host is off (e.g. 'PDU port 7 cut, ticket 123')")
+@click.option("--operator", default=getpass.getuser, show_default="current user", help="who confirms")
+@_client_options
+def confirm(host, reason, operator, url, token_file, as_json):
+    """Confirm HOST is fenced (powered off). Counts for its open incident, or one that opens soon."""
+    record = _call("POST", url, f"/v1/hosts/{host}/fence-confirmation", token_file,
+                   {"reason": reason, "operator": operator})
+    if as_json:
+        return _echo_json(record)
+    where = (f"incident {record['incident_id']}" if record["incident_id"]
+             else f"the next incident for {record['host']} (until {record['expires_at']})")
+    click.echo(f"fencing of {record['host']} confirmed by {record['actor']}: counts for {where}")
+
+
+@main.group()
+def incidents():
+    """Read and act on incidents."""
+
+
+@incidents.command("list")
+@click.option("--state")
+@click.option("--host")
+@click.option("--open", "open_only", is_flag=True, help="only incidents not closed or cancelled")
+@_client_options
+def list_incidents(state, host, open_only, url, token_file, as_json):
+    """List incidents, newest first."""
+    query = "&".join(f"{k}={v}" for k, v in (("state", state), ("host", host),
+                                              ("open", "1" if open_only else None)) if v)
+    payload = _call("GET", url, "/v1/incidents" + (f"?{query}" if query else ""), token_file)
+    if as_json:
+        return _echo_json(payload)
+    click.echo(f"{'ID':>5}  {'HOST':<24} {'STATE':<12} {'DRY':<4} {'OPENED':<28} LAST ERROR")
+    for inc in payload["incidents"]:
+        click.echo(f"{inc['id']:>5}  {inc['host']:<24} {inc['state']:<12} {'yes' if inc['dry_run'] else 'no':<4} "
+                   f"{inc['opened_at']:<28} {inc['last_error'] or ''}")
+
+
+@incidents.command("show")
+@click.argument("incident_id", type=int)
+@_client_options
+def show_incident(incident_id, url, token_file, as_json):
+    """One incident with its timeline and evidence."""
+    inc = _call("GET", url, f"/v1/incidents/{incident_id}", token_file)
+    if as_json:
+        return _echo_json(inc)
+    click.echo(f"incident {inc['id']}  host {inc['host']}  state {inc['state']}"
+               f"{'  (dry-run)' if inc['dry_run'] else ''}")
+    if inc["last_error"]:
+        click.echo(f"last error: {inc['last_error']}")
+    click.echo("timeline:")
+    for entry in inc["timeline"]:
+        move = entry["to_state"] if entry["from_state"] == entry["to_state"] else \
+            f"{entry['from_state'] or '-'} -> {entry['to_state']}"
+        click.echo(f"  {entry['at']}  {move:<26} {entry['cause']}  [{entry['actor']}]")
+    for ev in inc["evidence"]:
+        click.echo(f"evidence: {ev['kind']} by {ev['actor']} at {ev['at']}: {ev['reason']}")
+
+
+def _operator_command(action: str, summary: str):
+    @incidents.command(action, help=summary)
+    @click.argument("incident_id", type=int)
+    @click.option("--reason", required=True)
+    @_client_options
+    def command(incident_id, reason, url, token_file, as_json):
+        inc = _call("POST", url, f"/v1/incidents/{incident_id}/{action}", token_file, {"reason": reason})
+        if as_json:
+            return _echo_json(inc)
+        click.echo(f"incident {inc['id']} is now {inc['state']}")
+
+    return command
+
+
+_operator_command("retry", "Send a held or failed incident back to the step where it stopped.")
+_operator_command("close", "End an incident without touching Nova.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

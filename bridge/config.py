@@ -1,0 +1,170 @@
+"""Configuration: one YAML file, validated by the JSON Schema shipped in the package.
+
+Errors name the key and the reason. Secrets are references ({file: ...} or {env: ...})
+resolved at start; their values are never logged or shown.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jsonschema
+import yaml
+
+from bridge.sources.base import where
+
+DEFAULTS: dict[str, Any] = {
+    "dry_run": True,
+    "server": {"bind": "127.0.0.1:8080", "workers": 2, "threads": 4, "max_body_bytes": 1024 * 1024},
+    "database": {"url": "sqlite:///hostdown-bridge.sqlite"},
+    "auth": {"webhook_tokens": {}, "admin_tokens": []},
+    "nova": {
+        "cloud": None,
+        "timeout": 10,
+        "attempts": 4,
+        "backoff_max": 8,
+        "inventory_ttl": 60,
+        "reason_prefix": "nova-hostdown-bridge",
+    },
+    "fencing": {"driver": "manual", "timeout": 300, "on_timeout": "held", "confirmation_window": 600},
+    "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
+    "logging": {"level": "INFO"},
+    "rules": [],
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def schema() -> dict:
+    return json.loads(resources.files("bridge").joinpath("schema/config.schema.json").read_text())
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_secret(ref: dict, key: str) -> str:
+    if "env" in ref:
+        value = os.environ.get(ref["env"])
+        if not value:
+            raise ConfigError(f"{key}: environment variable {ref['env']} is not set or empty")
+        return value.strip()
+    try:
+        value = Path(ref["file"]).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read secret file {ref['file']}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{key}: secret file {ref['file']} is empty")
+    return value
+
+
+def _check_rules(rules: list[dict]) -> None:
+    env = jinja2.Environment()
+    seen = set()
+    for i, rule in enumerate(rules):
+        key = f"rules[{i}]"
+        if rule["name"] in seen:
+            raise ConfigError(f"{key}.name: duplicate rule name {rule['name']!r}")
+        seen.add(rule["name"])
+        for label, pattern in rule.get("match_re", {}).items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{key}.match_re.{label}: invalid regex: {exc}") from None
+        host = rule.get("host")
+        if not host:
+            continue
+        try:
+            env.parse(host["template"])
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"{key}.host.template: invalid template: {exc.message}") from None
+        if "regex" in host:
+            try:
+                re.compile(host["regex"])
+            except re.error as exc:
+                raise ConfigError(f"{key}.host.regex: invalid regex: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    data: dict[str, Any]
+    webhook_tokens: dict[str, str]
+    admin_tokens: dict[str, str]  # token -> name
+    path: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    @property
+    def cloud(self) -> str | None:
+        return self.data["nova"]["cloud"] or os.environ.get("OS_CLOUD") or None
+
+
+def validate(raw: Any) -> dict:
+    """Check a parsed document; return it merged with the defaults."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("top level: must be a mapping")
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is not None:
+        message = error.message
+        if error.schema.get("description", "").startswith("A secret"):
+            message += " (a secret is {file: PATH} or {env: NAME}, never inline)"
+        raise ConfigError(f"{where(error.absolute_path) if error.absolute_path else 'top level'}: {message}")
+    data = _merge(DEFAULTS, raw)
+    _check_rules(data["rules"])
+    lease = data["engine"]["lease_seconds"]
+    budget = data["nova"]["attempts"] * (data["nova"]["timeout"] + data["nova"]["backoff_max"])
+    if lease <= budget:
+        raise ConfigError(
+            f"engine.lease_seconds: {lease} must exceed the worst-case Nova step "
+            f"(nova.attempts x (nova.timeout + nova.backoff_max) = {budget:g}), "
+            "or a second worker could repeat a step still in flight"
+        )
+    return data
+
+
+def load(path: str | os.PathLike | None) -> Config:
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror}") from None
+    else:
+        text = resources.files("bridge").joinpath("default-config.yaml").read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path or 'default config'}: not valid YAML: {exc}") from None
+    data = validate(raw)
+    webhook = {
+        source: read_secret(ref, f"auth.webhook_tokens.{source}")
+        for source, ref in data["auth"]["webhook_tokens"].items()
+    }
+    admin: dict[str, str] = {}
+    for i, entry in enumerate(data["auth"]["admin_tokens"]):
+        admin[read_secret(entry["token"], f"auth.admin_tokens[{i}].token")] = entry["name"]
+    config = Config(data=data, webhook_tokens=webhook, admin_tokens=admin, path=str(path) if path else None)
+    if not data["dry_run"] and config.cloud is None:
+        raise ConfigError("nova.cloud: required when dry_run is false (or set OS_CLOUD)")
+    if set(admin) & set(webhook.values()):
+        raise ConfigError("auth: an admin token must differ from every webhook token")
+    return config

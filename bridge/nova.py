@@ -1,0 +1,142 @@
+"""Everything that talks to Nova, through openstacksdk. Knows nothing of alerts.
+
+Each mutating call reads the service first and skips what is already true, so a step
+repeated after a crash changes nothing twice. Transient failures (time-outs, connection
+errors, 5xx) are retried with exponential backoff; the caller sees NovaError when the
+attempts run out, or at once for a request Nova refuses (4xx).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import tenacity
+
+log = logging.getLogger(__name__)
+
+
+class NovaError(RuntimeError):
+    def __init__(self, message: str, attempts: list[dict]):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclass
+class CallRecord:
+    """What a step did (or, in dry-run, would have done) against Nova."""
+
+    call: str
+    host: str
+    skipped: str | None = None  # why no call was needed
+    dry_run: bool = False
+    request: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    attempts: list[dict] = field(default_factory=list)
+
+    def as_detail(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
+
+
+def _transient(exc: BaseException) -> bool:
+    from keystoneauth1 import exceptions as ksa
+    from openstack import exceptions as sdk
+
+    if isinstance(exc, (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.RequestTimeout, ksa.DiscoveryFailure)):
+        return True
+    if isinstance(exc, sdk.HttpException):
+        return exc.status_code is None or exc.status_code >= 500
+    return isinstance(exc, (ksa.ClientException, ConnectionError, TimeoutError))
+
+
+def service_info(svc) -> dict[str, Any]:
+    return {
+        "host": svc.host, "service_id": str(svc.id), "state": svc.state, "status": svc.status,
+        "forced_down": bool(svc.is_forced_down), "zone": svc.availability_zone,
+    }
+
+
+class Nova:
+    def __init__(self, cloud: str, *, timeout: float, attempts: int, backoff_max: float,
+                 connect: Callable[..., Any] | None = None):
+        self.cloud = cloud
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff_max = backoff_max
+        self._connect = connect
+        self._local = threading.local()  # one connection per thread: sdk sessions are not shared
+
+    @property
+    def conn(self):
+        if getattr(self._local, "conn", None) is None:
+            import openstack
+
+            connect = self._connect or openstack.connect
+            self._local.conn = connect(cloud=self.cloud, api_timeout=self.timeout)
+        return self._local.conn
+
+    def _retrying(self, what: str, fn: Callable[[], Any]) -> tuple[Any, list[dict]]:
+        attempts: list[dict] = []
+
+        def note(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception()
+            attempts.append({"attempt": state.attempt_number, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            log.warning("nova %s failed (attempt %d): %s", what, state.attempt_number, exc)
+
+        retry = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=self.backoff_max),
+            retry=tenacity.retry_if_exception(_transient),
+            before_sleep=note,
+            reraise=True,
+        )
+        try:
+            return retry(fn), attempts
+        except Exception as exc:
+            attempts.append({"attempt": len(attempts) + 1, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            raise NovaError(f"nova {what} failed: {type(exc).__name__}: {exc}"[:1000], attempts) from exc
+
+    def compute_services(self) -> list[dict[str, Any]]:
+        services, _ = self._retrying("list services", lambda: list(self.conn.compute.services(binary="nova-compute")))
+        return [service_info(s) for s in services]
+
+    def _service(self, host: str):
+        found, attempts = self._retrying(
+            f"find service on {host}",
+            lambda: [s for s in self.conn.compute.services(binary="nova-compute", host=host) if s.host == host],
+        )
+        if not found:
+            raise NovaError(f"no nova-compute service on host {host!r}", attempts)
+        return found[0]
+
+    def force_down(self, host: str, *, dry_run: bool) -> CallRecord:
+        """PUT /os-services/{id} forced_down=true (2.53), or force-down (2.11) on older clouds."""
+        started = time.monotonic()
+        svc = self._service(host)
+        record = CallRecord("force_down", host, dry_run=dry_run,
+                            request={"service_id": str(svc.id), "forced_down": True})
+        if svc.is_forced_down:
+            record.skipped = "already forced down"
+        elif not dry_run:
+            _, record.attempts = self._retrying(
+                f"force down {host}", lambda: self.conn.compute.update_service_forced_down(svc, forced=True))
+        record.seconds = round(time.monotonic() - started, 4)
+        return record
+
+    def disable(self, host: str, reason: str, *, dry_run: bool) -> CallRecord:
+        """Disable with a reason. Only after force-down: Nova refuses an unreachable compute."""
+        started = time.monotonic()
+        svc = self._service(host)
+        record = CallRecord("disable", host, dry_run=dry_run,
+                            request={"service_id": str(svc.id), "status": "disabled", "disabled_reason": reason})
+        if svc.status == "disabled":
+            # never overwrite a reason someone else wrote; theirs says more
+            record.skipped = f"already disabled ({svc.disabled_reason or 'no reason given'})"
+        elif not dry_run:
+            _, record.attempts = self._retrying(
+                f"disable {host}", lambda: self.conn.compute.disable_service(svc, disabled_reason=reason))
+        record.seconds = round(time.monotonic() - started, 4)
+        return record

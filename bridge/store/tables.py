@@ -1,0 +1,107 @@
+"""Table definitions used by queries. The schema itself is owned by the migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+metadata = sa.MetaData()
+
+signals = sa.Table(
+    "signals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dedup_key", sa.String(512), nullable=False, unique=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("annotations", sa.JSON, nullable=False),
+    sa.Column("starts_at", UTCDateTime),
+    sa.Column("ends_at", UTCDateTime),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("repeats", sa.Integer, nullable=False, default=0),
+    sa.Column("raw", sa.JSON, nullable=False),
+    sa.Column("rule", sa.String(255)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("candidate_host", sa.String(255)),
+    sa.Column("host", sa.String(255)),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("processed_at", UTCDateTime),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id")),
+)
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),
+    sa.Column("fence_deadline", UTCDateTime),
+    sa.Column("resume_state", sa.String(32)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("lease_owner", sa.String(255)),
+    sa.Column("lease_expires", UTCDateTime),
+    sa.Column("epoch", sa.Integer, nullable=False, default=0),
+    sa.Column("nudges", sa.Integer, nullable=False, default=0),
+)
+
+timeline = sa.Table(
+    "timeline", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("from_state", sa.String(32)),
+    sa.Column("to_state", sa.String(32), nullable=False),
+    sa.Column("cause", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+
+evidence = sa.Table(
+    "evidence", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id")),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+
+compute_hosts = sa.Table(
+    "compute_hosts", metadata,
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("service_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("forced_down", sa.Boolean),
+    sa.Column("zone", sa.String(255)),
+    sa.Column("refreshed_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,116 @@
+"""Shared fixtures: an in-process bridge (store + engine + Flask client) and a real process."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bridge.api import create_app
+from bridge.config import Config, validate
+from bridge.engine import Engine
+from bridge.store import Store, create_engine, upgrade
+from tests.fakes import FakeNova
+from tests.harness.bridge_process import ADMIN_TOKEN, WEBHOOK_TOKEN, BridgeProcess, base_config
+
+PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+def sample_json(name: str) -> dict:
+    return json.loads(sample(name))
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self):
+        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class InProcessBridge:
+    """Store, engine and Flask test client in one process; the engine runs only when told."""
+
+    def __init__(self, tmp_path: Path, fake=None, **overrides):
+        raw = base_config(tmp_path, **overrides)
+        data = validate(raw)
+        self.config = Config(data=data, webhook_tokens={"alertmanager": WEBHOOK_TOKEN},
+                             admin_tokens={ADMIN_TOKEN: "ops"})
+        engine = create_engine(data["database"]["url"])
+        upgrade(engine)
+        self.store = Store(engine)
+        self.clock = Clock()
+        self.nova = fake
+        self.engine = Engine(self.config, self.store, fake, clock=self.clock)
+        self.client = create_app(self.config, self.store, None, clock=self.clock).test_client()
+
+    def post_alert(self, body, source="alertmanager", token=WEBHOOK_TOKEN, **kwargs):
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.client.post(f"/v1/alerts/{source}", data=data, headers=headers,
+                                content_type="application/json", **kwargs)
+
+    def admin(self, method: str, path: str, **kwargs):
+        return self.client.open(path, method=method, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kwargs)
+
+    def confirm(self, host: str, reason: str = "PDU port off", **extra):
+        return self.admin("POST", f"/v1/hosts/{host}/fence-confirmation", json={"reason": reason, **extra})
+
+    def settle(self, rounds: int = 50) -> None:
+        """Run the engine until nothing moves."""
+        for _ in range(rounds):
+            if not self.engine.run_once():
+                return
+        raise AssertionError("engine did not settle")
+
+    def incident(self, incident_id: int) -> dict:
+        return self.store.get_incident(incident_id)
+
+    def only_incident(self) -> dict:
+        items = self.store.list_incidents()
+        assert len(items) == 1, items
+        return self.store.get_incident(items[0]["id"])
+
+
+@pytest.fixture
+def bridge(tmp_path):
+    """An in-process bridge, dry-run, no cloud."""
+    return InProcessBridge(tmp_path)
+
+
+@pytest.fixture
+def fake_nova():
+    return FakeNova(["compute-01", "compute-02.example.org", "compute-03"])
+
+
+@pytest.fixture
+def live_bridge(tmp_path, fake_nova):
+    """An in-process bridge that acts (not dry-run) on a fake Nova."""
+    return InProcessBridge(tmp_path, fake=fake_nova, dry_run=False, nova={"cloud": "fake"})
+
+
+@pytest.fixture
+def bridge_process(tmp_path):
+    """Factory: start real bridge processes; every one is stopped at the end."""
+    started: list[BridgeProcess] = []
+
+    def start(config: dict | None = None, env: dict | None = None, workers: int = 2, **overrides):
+        process = BridgeProcess(tmp_path, config or base_config(tmp_path, **overrides), env=env, workers=workers)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.kill()

@@ -1,0 +1,149 @@
+"""Run the bridge as a real process (hostdown-bridge serve) and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+import yaml
+
+WEBHOOK_TOKEN = "test-webhook-token"
+ADMIN_TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def base_config(workdir: Path, **overrides) -> dict:
+    """A config whose tokens live in files under workdir; overrides merge one level deep."""
+    (workdir / "webhook.token").write_text(WEBHOOK_TOKEN + "\n")
+    (workdir / "admin.token").write_text(ADMIN_TOKEN + "\n")
+    config: dict[str, Any] = {
+        "dry_run": True,
+        "database": {"url": f"sqlite:///{workdir / 'bridge.sqlite'}"},
+        "auth": {
+            "webhook_tokens": {"alertmanager": {"file": str(workdir / "webhook.token")}},
+            "admin_tokens": [{"name": "ops", "token": {"file": str(workdir / "admin.token")}}],
+        },
+        "engine": {"idle_poll": 0.5},
+        "rules": [{
+            "name": "compute-host-down", "source": "alertmanager",
+            "match_re": {"alertname": "HostDown|NodeDown|ComputeNodeDown"},
+            "kind": "host_down", "host": {"template": "{{ labels.openstack_host }}"},
+        }],
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+class BridgeProcess:
+    def __init__(self, workdir: Path, config: dict, env: dict | None = None, workers: int = 2):
+        self.workdir = workdir
+        self.config_path = workdir / "bridge.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.log_path = workdir / "bridge.log"
+
+    def start(self, timeout: float = 30) -> "BridgeProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "serve", "--config", str(self.config_path),
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        wait_until("bridge /readyz", self._ready, timeout)
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"bridge exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return requests.get(self.url + "/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (gunicorn master and workers), wait for it."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self.proc:
+            try:  # SIGKILL of the master can leave workers behind for a moment
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    # ---- HTTP ------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, token: str | None = ADMIN_TOKEN, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def post_alert(self, source: str, body, token: str = WEBHOOK_TOKEN) -> requests.Response:
+        data = body if isinstance(body, (bytes, str)) else __import__("json").dumps(body)
+        return self.request("POST", f"/v1/alerts/{source}", token=token, data=data,
+                            headers={"Content-Type": "application/json"})
+
+    def confirm(self, host: str, reason: str = "powered off at the PDU", **extra) -> requests.Response:
+        return self.request("POST", f"/v1/hosts/{host}/fence-confirmation", json={"reason": reason, **extra})
+
+    def incidents(self, **query) -> list[dict]:
+        response = self.request("GET", "/v1/incidents", params=query)
+        response.raise_for_status()
+        return response.json()["incidents"]
+
+    def incident(self, incident_id: int) -> dict:
+        response = self.request("GET", f"/v1/incidents/{incident_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_incident(self, host: str, states: set[str] | str, timeout: float = 30) -> dict:
+        states = {states} if isinstance(states, str) else states
+
+        def found():
+            for inc in self.incidents(host=host):
+                if inc["state"] in states:
+                    return self.incident(inc["id"])
+            return None
+
+        return wait_until(f"incident for {host} in {sorted(states)}", found, timeout)

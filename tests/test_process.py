@@ -1,0 +1,54 @@
+"""The bridge as a real gunicorn process: wake-up on the hot path, SIGKILL and restart."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bridge import incidents as sm
+from tests.conftest import sample
+from tests.harness.bridge_process import ADMIN_TOKEN
+
+pytestmark = pytest.mark.process
+
+
+def test_serves_health_metrics_and_openapi(bridge_process):
+    bridge = bridge_process()
+    assert bridge.request("GET", "/healthz", token=None).json() == {"status": "ok"}
+    ready = bridge.request("GET", "/readyz", token=None).json()
+    assert ready == {"status": "ready", "checks": {"database": "ok", "engine": "ok"}}
+    assert bridge.request("GET", "/v1/openapi.json", token=None).json()["openapi"].startswith("3.")
+    bridge.post_alert("alertmanager", sample("webhook_firing_api_v2.json"))
+    bridge.wait_for_incident("compute-01", sm.FENCING)
+    metrics = bridge.request("GET", "/metrics", token=None).text
+    assert 'hostdown_bridge_incidents{state="fencing"} 1.0' in metrics
+    assert 'hostdown_bridge_signals{source="alertmanager"} 1.0' in metrics
+
+
+def test_sigkill_with_an_open_incident_resumes_and_completes_once(bridge_process, tmp_path):
+    bridge = bridge_process()
+    assert bridge.post_alert("alertmanager", sample("webhook_firing_api_v2.json")).status_code == 202
+    incident = bridge.wait_for_incident("compute-01", sm.FENCING)
+    bridge.kill()  # SIGKILL, master and workers
+
+    restarted = bridge_process()  # same database
+    confirm = subprocess.run(
+        [sys.executable, "-m", "bridge", "fence", "confirm", "compute-01", "--reason", "PDU off", "--url",
+         restarted.url], env={**restarted.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN},
+        capture_output=True, text=True, timeout=60)
+    assert confirm.returncode == 0, confirm.stderr
+    done = restarted.wait_for_incident("compute-01", sm.DONE)
+    assert done["id"] == incident["id"]
+    moves = [t["to_state"] for t in done["timeline"] if t["from_state"] != t["to_state"]]
+    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+    assert len(restarted.incidents()) == 1
+
+
+def test_cli_reports_errors_from_the_api(bridge_process):
+    bridge = bridge_process()
+    run = subprocess.run([sys.executable, "-m", "bridge", "incidents", "show", "42", "--url", bridge.url],
+                         env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN}, capture_output=True, text=True)
+    assert run.returncode == 1 and "404: no incident 42" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "bridge", "incidents", "list", "--url", bridge.url],
+                         env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": "wrong"}, capture_output=True, text=True)
+    assert run.returncode == 1 and "401: wrong admin token" in run.stderr
