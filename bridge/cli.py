@@ -12,6 +12,7 @@ import click
 
 from bridge import __version__
 from bridge.config import ConfigError, load
+from bridge.sources import PARSERS, PayloadError
 
 
 def _load(path: str | None):
@@ -209,6 +210,37 @@ def _operator_command(action: str, summary: str):
 
 _operator_command("retry", "Send a held or failed incident back to the step where it stopped.")
 _operator_command("close", "End an incident without touching Nova.")
+
+
+# ---- offline --------------------------------------------------------------------------------
+
+@main.group("rules")
+def rules_group():
+    """Rules, tried without a cloud."""
+
+
+@rules_group.command("test")
+@click.option("--source", required=True, type=click.Choice(sorted(PARSERS)), help="the sender, as in /v1/alerts/SOURCE")
+@click.argument("payload", type=click.File("rb"))
+@config_option
+@click.option("--known-host", "known_hosts", multiple=True,
+              help="a Nova compute host as Nova names it (repeat); without any, alert names are taken as given")
+def rules_test(source, payload, config_path, known_hosts):
+    """For each alert in PAYLOAD (a request body, or a captured request; - for stdin), as SOURCE
+    sends it: the matching rule, the host it maps to (or why none) and what the bridge would do.
+    Nothing is stored, no cloud is asked, secrets are not read."""
+    from bridge.config import read
+    from bridge.rulestest import explain, render
+
+    try:
+        rules = read(config_path)["rules"]
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    try:
+        verdicts = explain(source, payload.read(), rules, list(known_hosts) or None)
+    except PayloadError as exc:
+        raise click.ClickException(f"{getattr(payload, 'name', '-')}: the bridge would answer 400: {exc}") from None
+    click.echo(render(verdicts))
 
 
 if __name__ == "__main__":

@@ -142,7 +142,8 @@ def validate(raw: Any) -> dict:
     return data
 
 
-def load(path: str | os.PathLike | None) -> Config:
+def read(path: str | os.PathLike | None) -> dict:
+    """The file (or the embedded default) validated and merged with the defaults; secrets unread."""
     if path:
         try:
             text = Path(path).read_text()
@@ -154,7 +155,11 @@ def load(path: str | os.PathLike | None) -> Config:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path or 'default config'}: not valid YAML: {exc}") from None
-    data = validate(raw)
+    return validate(raw)
+
+
+def load(path: str | os.PathLike | None) -> Config:
+    data = read(path)
     webhook = {
         source: read_secret(ref, f"auth.webhook_tokens.{source}")
         for source, ref in data["auth"]["webhook_tokens"].items()

@@ -101,14 +101,13 @@ class Engine:
         """Nova's compute hosts from the stored inventory, refreshed when old or asked to."""
         if self.nova is None:
             return None
-        hosts, refreshed = self.store.inventory()
-        now = self.clock()
-        ttl = self.config["nova"]["inventory_ttl"]
-        stale = refreshed is None or now - refreshed > timedelta(seconds=ttl)
-        recently_tried = self._inventory_tried and now - self._inventory_tried < timedelta(
-            seconds=INVENTORY_RETRY_SECONDS)
-        if (stale or refresh) and not recently_tried:
-            with self._inventory_lock:
+        with self._inventory_lock:  # one refresh at a time; the others then read its result
+            hosts, refreshed = self.store.inventory()
+            now = self.clock()
+            stale = refreshed is None or now - refreshed > timedelta(seconds=self.config["nova"]["inventory_ttl"])
+            recently_tried = self._inventory_tried is not None and \
+                now - self._inventory_tried < timedelta(seconds=INVENTORY_RETRY_SECONDS)
+            if (stale or refresh) and not recently_tried:
                 self._inventory_tried = now
                 try:
                     services = self.nova.compute_services()
@@ -116,9 +115,8 @@ class Engine:
                     log.warning("cannot refresh the compute host inventory: %s", exc)
                 else:
                     self.store.replace_inventory(services, self.clock())
-                    hosts = [s["host"] for s in services]
-                    refreshed = now
-        return hosts if refreshed is not None else []
+                    return [s["host"] for s in services]
+        return hosts
 
     def intake_pending(self) -> bool:
         moved = False
@@ -132,7 +130,7 @@ class Engine:
                     known = self.known_hosts(refresh=True)  # a host added since the last refresh
                     host, how = resolve_host(sig["candidate_host"], known)
                 if host is None and not known:
-                    log.warning("signal %s waits: no compute host inventory from Nova yet", sig["id"])
+                    log.debug("signal %s waits: no compute host inventory from Nova yet", sig["id"])
                     continue  # kept unprocessed; nothing acts on a host we cannot check
                 note = f"{note}; {how}"
             incident_id = self.store.intake(sig["id"], host, note, self.clock(), dry_run=cfg["dry_run"],

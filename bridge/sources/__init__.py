@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bridge.sources import alertmanager
+from bridge.sources import alertmanager, icinga2, nagios, zabbix
 from bridge.sources.base import PayloadError
 
 PARSERS: dict[str, ModuleType] = {
     "alertmanager": alertmanager,
+    "zabbix": zabbix,
+    "nagios": nagios,
+    "icinga2": icinga2,
 }
 
 __all__ = ["PARSERS", "PayloadError", "parse"]
