@@ -46,8 +46,8 @@ class InProcessBridge:
     def __init__(self, tmp_path: Path, fake=None, **overrides):
         raw = base_config(tmp_path, **overrides)
         data = validate(raw)
-        self.config = Config(data=data, webhook_tokens={"alertmanager": WEBHOOK_TOKEN},
-                             admin_tokens={ADMIN_TOKEN: "ops"})
+        self.config = Config(data=data, admin_tokens={ADMIN_TOKEN: "ops"},
+                             webhook_tokens={source: WEBHOOK_TOKEN for source in data["auth"]["webhook_tokens"]})
         engine = create_engine(data["database"]["url"])
         upgrade(engine)
         self.store = Store(engine)

@@ -27,7 +27,8 @@ def test_embedded_default_needs_its_tokens_from_the_environment(monkeypatch):
     monkeypatch.setenv("HOSTDOWN_BRIDGE_ADMIN_TOKEN", "a")
     config = load(None)
     assert config["dry_run"] is True and config.cloud is None
-    assert config.webhook_tokens == {"alertmanager": "w"} and config.admin_tokens == {"a": "admin"}
+    assert config.webhook_tokens == dict.fromkeys(["alertmanager", "zabbix", "nagios", "icinga2"], "w")
+    assert config.admin_tokens == {"a": "admin"}
 
 
 @pytest.mark.parametrize("data, message", [

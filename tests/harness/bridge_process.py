@@ -43,7 +43,8 @@ def base_config(workdir: Path, **overrides) -> dict:
         "dry_run": True,
         "database": {"url": f"sqlite:///{workdir / 'bridge.sqlite'}"},
         "auth": {
-            "webhook_tokens": {"alertmanager": {"file": str(workdir / "webhook.token")}},
+            "webhook_tokens": {source: {"file": str(workdir / "webhook.token")}
+                               for source in ("alertmanager", "zabbix", "nagios", "icinga2")},
             "admin_tokens": [{"name": "ops", "token": {"file": str(workdir / "admin.token")}}],
         },
         "engine": {"idle_poll": 0.5},

@@ -1,0 +1,1 @@
+../nagios/hostdown_bridge_notify.py

@@ -1,0 +1,37 @@
+"""pytest fixture for tests that need a real Nova (see novalab.py).
+
+A conftest imports it:  from tests.realnova.fixtures import real_nova
+"""
+import pytest
+
+from tests.realnova.novalab import NovaLab
+
+
+@pytest.fixture(scope='session')
+def real_nova():
+    """A running NovaLab, with every compute host up, enabled, not forced down.
+
+    Reuses a lab that is already running (``python -m tests.realnova.novalab
+    up``) and leaves it running.  Otherwise installs, initialises and starts
+    one, and stops it at session end.  Holds the lab's lock for the session,
+    so a second session on the same NOVALAB_DIR waits instead of resetting
+    or stopping the lab under this one.  Never skips: if the lab cannot come
+    up, the error (with the failing service's log tail) fails the tests.
+    """
+    lab = NovaLab()
+    with lab.exclusive():
+        started = not lab.is_running()
+        if started:
+            lab.stop()  # leftovers of a half-running lab (our PIDs only)
+            try:
+                lab.up()
+            except BaseException:
+                lab.stop()
+                raise
+        try:
+            for host in lab.hosts:  # a reused lab may carry earlier state
+                lab.reset_host(host)
+            yield lab
+        finally:
+            if started:
+                lab.stop()
