@@ -84,8 +84,9 @@ class Engine:
                 busy = False
             if busy:
                 continue
-            due = self.store.next_due()
-            wait = idle if due is None else max(0.0, min(idle, (due - self.clock()).total_seconds()))
+            now = self.clock()
+            due = self.store.next_due(now)
+            wait = idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
             event.wait(wait)
 
     def run_once(self) -> bool:

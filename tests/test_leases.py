@@ -80,3 +80,15 @@ def test_many_workers_take_each_signal_in_once_and_run_each_step_once(live_bridg
         moves = [t["to_state"] for t in detail["timeline"] if t["from_state"] != t["to_state"]]
         assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
         assert sum("alert joined" in t["cause"] for t in detail["timeline"]) == (2 if inc["host"] == "compute-01" else 0)
+
+
+def test_an_incident_leased_by_another_worker_is_not_due_before_its_lease_ends(live_bridge):
+    # otherwise an idle worker would spin while another one waits on Nova
+    live_bridge.post_alert(alert())
+    live_bridge.engine.intake_pending()
+    store, now = live_bridge.store, live_bridge.clock()
+    [incident_id] = store.due_incidents(now)
+    assert store.next_due(now) <= now
+    store.claim(incident_id, "worker-a", now, 120)
+    assert store.next_due(now) == now + timedelta(seconds=120)
+    assert store.next_due(now + timedelta(seconds=121)) <= now  # lease expired: due again

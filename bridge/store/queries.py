@@ -13,7 +13,7 @@ from bridge import incidents as sm
 from bridge.incidents import Decision, Incident, Proof
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store.tables import compute_hosts, evidence, incidents, signals, timeline
+from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
 
 SYSTEM = "bridge"
 
@@ -157,10 +157,13 @@ class Store:
 
     # ---- engine: claim, snapshot, commit ---------------------------------------------
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, now: datetime) -> datetime | None:
+        """When this worker may next find work: a leased incident is not due before its lease ends."""
+        held = sa.and_(incidents.c.lease_owner.is_not(None), incidents.c.lease_expires > now)
+        when = sa.case((held, incidents.c.lease_expires), else_=incidents.c.due_at)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.min(incidents.c.due_at))
-                                .where(incidents.c.closed_at.is_(None))).scalar()
+            return conn.execute(sa.select(sa.func.min(sa.type_coerce(when, UTCDateTime))).where(
+                incidents.c.closed_at.is_(None), incidents.c.due_at.is_not(None))).scalar()
 
     def due_incidents(self, now: datetime, limit: int = 20) -> list[int]:
         free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
@@ -207,7 +210,8 @@ class Store:
         values: dict[str, Any] = {
             "lease_owner": None, "lease_expires": None, "updated_at": now,
             # an event that came in during the step means: look again now
-            "due_at": sa.case((incidents.c.nudges != claim.nudges, now), else_=decision.due_at),
+            "due_at": sa.case((incidents.c.nudges != claim.nudges, sa.literal(now, UTCDateTime)),
+                              else_=sa.literal(decision.due_at, UTCDateTime)),
         }
         if decision.to_state is not None:
             values["state"] = decision.to_state
