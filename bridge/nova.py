@@ -122,7 +122,9 @@ class Nova:
             record.skipped = "already forced down"
         elif not dry_run:
             _, record.attempts = self._retrying(
-                f"force down {host}", lambda: self.conn.compute.update_service_forced_down(svc, forced=True))
+                f"force down {host}",
+                lambda: self.conn.compute.update_service_forced_down(svc, host=svc.host, binary=svc.binary,
+                                                                     forced=True))
         record.seconds = round(time.monotonic() - started, 4)
         return record
 
@@ -137,6 +139,9 @@ class Nova:
             record.skipped = f"already disabled ({svc.disabled_reason or 'no reason given'})"
         elif not dry_run:
             _, record.attempts = self._retrying(
-                f"disable {host}", lambda: self.conn.compute.disable_service(svc, disabled_reason=reason))
+                # host and binary spelled out: before 2.53 openstacksdk sends them as given, None included
+                f"disable {host}",
+                lambda: self.conn.compute.disable_service(svc, host=svc.host, binary=svc.binary,
+                                                          disabled_reason=reason))
         record.seconds = round(time.monotonic() - started, 4)
         return record

@@ -57,6 +57,14 @@ def start_stack(bridge_server, workdir, stack, node_port):
     return f"http://127.0.0.1:{prom_port}"
 
 
+def wait_scraped(prometheus: str) -> None:
+    def scraped_up():
+        result = requests.get(f"{prometheus}/api/v1/query", params={"query": 'up{job="node"}'}, timeout=5).json()
+        return [r["value"][1] for r in result["data"]["result"]] == ["1"]
+
+    wait_until("Prometheus scraping node_exporter", scraped_up, 30)
+
+
 def node_exporter(workdir, port):
     return Daemon("node_exporter", ["prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}",
                                     "--collector.disable-defaults", "--collector.loadavg"], workdir)
@@ -66,13 +74,7 @@ def test_node_exporter_down_opens_an_incident_and_its_return_cancels_it(bridge_s
     node_port = free_port()
     node = stack.start(node_exporter(workdir, node_port))
     node.wait_http(f"http://127.0.0.1:{node_port}/metrics")
-    prometheus = start_stack(bridge_server, workdir, stack, node_port)
-
-    def scraped_up():
-        result = requests.get(f"{prometheus}/api/v1/query", params={"query": 'up{job="node"}'}, timeout=5).json()
-        return [r["value"][1] for r in result["data"]["result"]] == ["1"]
-
-    wait_until("Prometheus scraping node_exporter", scraped_up, 30)
+    wait_scraped(start_stack(bridge_server, workdir, stack, node_port))
 
     after, fault = last_id(bridge_server), now()
     node.stop()
@@ -91,4 +93,25 @@ def test_node_exporter_down_opens_an_incident_and_its_return_cancels_it(bridge_s
     assert resolved["fingerprint"] == firing["fingerprint"]
     incident = bridge_server.wait_for_incident("compute-01", "cancelled")
     assert_nova_untouched(incident)
+    assert len(bridge_server.incidents()) == 1
+
+
+def test_a_fenced_host_stays_out_of_service_when_node_exporter_returns(bridge_server, workdir, stack):
+    node_port = free_port()
+    node = stack.start(node_exporter(workdir, node_port))
+    node.wait_http(f"http://127.0.0.1:{node_port}/metrics")
+    wait_scraped(start_stack(bridge_server, workdir, stack, node_port))
+
+    node.stop()
+    bridge_server.wait_for_incident("compute-01", "fencing", timeout=60)
+    assert bridge_server.confirm("compute-01", reason="BMC reads chassis off").status_code == 201
+    done = bridge_server.wait_for_incident("compute-01", "done")
+
+    after = last_id(bridge_server)
+    stack.start(node_exporter(workdir, node_port))
+    wait_for_signal(bridge_server, "ComputeNodeDown resolved", lambda s: s["status"] == "resolved", 60, after)
+    later = wait_until("the resolve on the timeline", lambda: (lambda inc: inc if any(
+        t["cause"].startswith("alert resolved") for t in inc["timeline"]) else None)(
+            bridge_server.incident(done["id"])), 30)
+    assert later["state"] == "done" and later["closed_at"] is None  # never back in service on "resolved"
     assert len(bridge_server.incidents()) == 1

@@ -163,3 +163,25 @@ def test_sigkill_mid_force_down_completes_exactly_once_after_restart(
     assert nova_proxy.count("PUT", "/os-services") == 2  # exactly one force-down and one disable reached Nova
     svc = service(real_nova, host)
     assert svc.is_forced_down and svc.status == "disabled" and f"incident {done['id']}" in svc.disabled_reason
+
+
+def test_an_older_cloud_gets_the_2_11_force_down_call(
+        tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
+    """A cloud capped below 2.53 (compute_api_version in clouds.yaml) gets PUT
+    /os-services/force-down and disable-log-reason, addressed by host and binary."""
+    import yaml
+
+    clouds = yaml.safe_load(open(bridge_env["OS_CLIENT_CONFIG_FILE"]))
+    clouds["clouds"]["lab"]["compute_api_version"] = "2.11"
+    open(bridge_env["OS_CLIENT_CONFIG_FILE"], "w").write(yaml.safe_dump(clouds))
+    host = "compute-2"
+    bridge = bridge_process(live_config(tmp_path), env=bridge_env)
+    bridge.post_alert("alertmanager", alert(host, "realnova-old-cloud"))
+    bridge.confirm(host)
+    done = bridge.wait_for_incident(host, sm.DONE)
+    assert nova_proxy.count("PUT", r"/os-services/force-down$") == 1
+    assert nova_proxy.count("PUT", r"/os-services/disable-log-reason$") == 1
+    assert nova_proxy.count("PUT", r"/os-services/[0-9a-f-]{36}$") == 0
+    svc = service(real_nova, host)
+    assert svc.is_forced_down and svc.state == "down" and svc.status == "disabled"
+    assert f"incident {done['id']}" in svc.disabled_reason
