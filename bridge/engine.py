@@ -176,12 +176,14 @@ class Engine:
         require_fencing_proof(inc, claim.proof)
         dry_run = inc.dry_run or self.config["dry_run"]
         if effect == sm.FORCE_DOWN:
-            record = self._nova_call("force_down", inc.host, {"forced_down": True}, dry_run,
-                                     lambda: self.nova.force_down(inc.host, dry_run=dry_run))
+            call, request = "force_down", {"forced_down": True}
+            run = lambda: self.nova.force_down(inc.host, dry_run=dry_run)  # noqa: E731
         else:
             reason = sm.disabled_reason(self.config["nova"]["reason_prefix"], inc, claim.proof)
-            record = self._nova_call("disable", inc.host, {"status": "disabled", "disabled_reason": reason},
-                                     dry_run, lambda: self.nova.disable(inc.host, reason, dry_run=dry_run))
+            call, request = "disable", {"status": "disabled", "disabled_reason": reason}
+            run = lambda: self.nova.disable(inc.host, reason, dry_run=dry_run)  # noqa: E731
+        # no cloud at all is only ever dry-run (the config insists)
+        record = run() if self.nova is not None else CallRecord(call, inc.host, dry_run=True, request={"host": inc.host, **request})
         if record.skipped:
             verb = f"nova {record.call}: skipped, {record.skipped}"
         elif record.dry_run:
@@ -189,8 +191,3 @@ class Engine:
         else:
             verb = f"nova {record.call} done in {record.seconds:.3f}s"
         return verb, record.as_detail()
-
-    def _nova_call(self, call: str, host: str, request: dict, dry_run: bool, fn) -> CallRecord:
-        if self.nova is None:  # no cloud at all: only ever dry-run (the config insists)
-            return CallRecord(call, host, dry_run=True, request={"host": host, **request})
-        return fn()
