@@ -182,8 +182,10 @@ class Engine:
             reason = sm.disabled_reason(self.config["nova"]["reason_prefix"], inc, claim.proof)
             call, request = "disable", {"status": "disabled", "disabled_reason": reason}
             run = lambda: self.nova.disable(inc.host, reason, dry_run=dry_run)  # noqa: E731
-        # no cloud at all is only ever dry-run (the config insists)
-        record = run() if self.nova is not None else CallRecord(call, inc.host, dry_run=True, request={"host": inc.host, **request})
+        if self.nova is None:  # no cloud at all is only ever dry-run (the config insists)
+            record = CallRecord(call, inc.host, dry_run=True, request={"host": inc.host, **request})
+        else:
+            record = run()
         if record.skipped:
             verb = f"nova {record.call}: skipped, {record.skipped}"
         elif record.dry_run:
