@@ -14,6 +14,7 @@ from bridge.engine import Engine
 from bridge.store import Store, create_engine, upgrade
 from tests.fakes import FakeNova
 from tests.harness.bridge_process import ADMIN_TOKEN, WEBHOOK_TOKEN, BridgeProcess, base_config
+from tests.harness.postgres import postgres_cluster, postgres_url  # noqa: F401 (fixtures)
 
 PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers"
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -84,10 +85,32 @@ class InProcessBridge:
         return self.store.get_incident(items[0]["id"])
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A test that uses it runs twice: on SQLite (the default) and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def bridge(tmp_path):
+def make_bridge(database_url, tmp_path):
+    """Factory: InProcessBridge(tmp_path, ...) on the database_url backend."""
+    made: list[InProcessBridge] = []
+
+    def make(fake=None, **overrides) -> InProcessBridge:
+        made.append(InProcessBridge(tmp_path, fake, database={"url": database_url}, **overrides))
+        return made[-1]
+
+    yield make
+    for each in made:  # before the PostgreSQL database is dropped
+        each.store.engine.dispose()
+
+
+@pytest.fixture
+def bridge(make_bridge):
     """An in-process bridge, dry-run, no cloud."""
-    return InProcessBridge(tmp_path)
+    return make_bridge()
 
 
 @pytest.fixture
@@ -96,9 +119,9 @@ def fake_nova():
 
 
 @pytest.fixture
-def live_bridge(tmp_path, fake_nova):
+def live_bridge(make_bridge, fake_nova):
     """An in-process bridge that acts (not dry-run) on a fake Nova."""
-    return InProcessBridge(tmp_path, fake=fake_nova, dry_run=False, nova={"cloud": "fake"})
+    return make_bridge(fake_nova, dry_run=False, nova={"cloud": "fake"})
 
 
 @pytest.fixture

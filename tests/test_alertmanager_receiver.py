@@ -93,10 +93,8 @@ def test_basic_auth_is_not_a_bearer_token(bridge):
     assert response.status_code == 401 and stored(bridge) == []
 
 
-def test_body_above_the_limit_is_413_and_nothing_stored(tmp_path):
-    from tests.conftest import InProcessBridge
-
-    small = InProcessBridge(tmp_path, server={"max_body_bytes": 2048})
+def test_body_above_the_limit_is_413_and_nothing_stored(make_bridge):
+    small = make_bridge(server={"max_body_bytes": 2048})
     body = firing()
     body["alerts"][0]["annotations"]["description"] = "x" * 4096
     response = small.post_alert(body)

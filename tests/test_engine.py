@@ -4,7 +4,7 @@ import copy
 
 from bridge import incidents as sm
 from bridge.nova import NovaError
-from tests.conftest import InProcessBridge, sample_json
+from tests.conftest import sample_json
 
 
 def alert(host="compute-01", status="firing", fingerprint=None, starts="2026-11-24T19:17:07.392108Z"):
@@ -70,9 +70,9 @@ def test_without_confirmation_the_incident_is_held_after_the_timeout_and_nova_un
     assert fake_nova.calls == [("force_down", "compute-01"), ("disable", "compute-01")]
 
 
-def test_on_timeout_failed(tmp_path, fake_nova):
-    bridge = InProcessBridge(tmp_path, fake=fake_nova, dry_run=False, nova={"cloud": "fake"},
-                             fencing={"timeout": 5, "on_timeout": "failed"})
+def test_on_timeout_failed(make_bridge, fake_nova):
+    bridge = make_bridge(fake_nova, dry_run=False, nova={"cloud": "fake"},
+                         fencing={"timeout": 5, "on_timeout": "failed"})
     bridge.post_alert(alert())
     bridge.settle()
     bridge.clock.advance(6)
@@ -215,8 +215,8 @@ def test_nova_error_holds_the_incident_with_the_error_then_retry_completes(live_
     assert fake_nova.calls[-2:] == [("force_down", "compute-03"), ("disable", "compute-03")]
 
 
-def test_dry_run_records_what_would_be_called_and_calls_nothing(tmp_path, fake_nova):
-    bridge = InProcessBridge(tmp_path, fake=fake_nova, dry_run=True, nova={"cloud": "fake"})
+def test_dry_run_records_what_would_be_called_and_calls_nothing(make_bridge, fake_nova):
+    bridge = make_bridge(fake_nova, dry_run=True, nova={"cloud": "fake"})
     bridge.post_alert(alert())
     bridge.confirm("compute-01")
     bridge.settle()
@@ -234,6 +234,16 @@ def test_dry_run_without_a_cloud(bridge):
     bridge.settle()
     inc = bridge.only_incident()
     assert inc["state"] == sm.DONE and inc["host"] == "anything-at-all"
+
+
+def test_long_fingerprints_and_host_names_are_stored_not_refused(bridge):
+    # SQLite ignores declared lengths; PostgreSQL refused them, and a sender retries a 503 for ever
+    long_host = "h" * 300
+    assert bridge.post_alert(alert(host=long_host, fingerprint="f" * 300)).status_code == 202
+    assert bridge.confirm(long_host).status_code == 201
+    bridge.settle()
+    inc = bridge.only_incident()
+    assert inc["host"] == long_host and inc["state"] == sm.DONE
 
 
 def test_steps_already_done_in_nova_are_skipped_not_repeated(live_bridge, fake_nova):

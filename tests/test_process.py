@@ -52,3 +52,16 @@ def test_cli_reports_errors_from_the_api(bridge_process):
     run = subprocess.run([sys.executable, "-m", "bridge", "incidents", "list", "--url", bridge.url],
                          env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": "wrong"}, capture_output=True, text=True)
     assert run.returncode == 1 and "401: wrong admin token" in run.stderr
+
+
+@pytest.mark.postgres
+def test_on_postgresql_two_workers_take_an_alert_and_a_confirmation_to_done(postgres_url, bridge_process):
+    # postgres_url first: the bridge is stopped before its database is dropped
+    bridge = bridge_process(database={"url": postgres_url}, workers=2)  # the master migrated the empty database
+    assert bridge.post_alert("alertmanager", sample("webhook_firing_api_v2.json")).status_code == 202
+    bridge.wait_for_incident("compute-01", sm.FENCING)
+    assert bridge.confirm("compute-01").status_code == 201
+    done = bridge.wait_for_incident("compute-01", sm.DONE)
+    moves = [t["to_state"] for t in done["timeline"] if t["from_state"] != t["to_state"]]
+    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+    assert done["dry_run"] is True and len(bridge.incidents()) == 1

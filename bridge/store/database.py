@@ -13,7 +13,12 @@ from alembic import command
 
 def create_engine(url: str) -> sa.Engine:
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, future=True)
+        parsed = sa.make_url(url)
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default would be psycopg2; we ship psycopg 3
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # READ COMMITTED whatever the server's default: the conditional updates that claim
+        # signals and leases, and the locks below, are written for it
+        return sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED")
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")
@@ -34,6 +39,13 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
+def lock(connection, key: str) -> None:
+    """Hold the lock named `key` until the transaction ends. PostgreSQL runs writers side by
+    side, so a check-then-insert needs it; SQLite runs them one at a time (BEGIN IMMEDIATE)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))))
+
+
 def _alembic_config(connection) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("bridge.store").joinpath("migrations")))
@@ -43,7 +55,10 @@ def _alembic_config(connection) -> AlembicConfig:
 
 def upgrade(engine: sa.Engine) -> None:
     with engine.begin() as connection:
+        lock(connection, "migrations")  # replicas starting together: one migrates, the others find it done
         command.upgrade(_alembic_config(connection), "head")
+    # the gunicorn master migrates, then forks its workers: they must not inherit its connection
+    engine.dispose()
 
 
 def pending_migrations(engine: sa.Engine) -> bool:

@@ -13,6 +13,7 @@ from bridge import incidents as sm
 from bridge.incidents import Decision, Incident, Proof
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
+from bridge.store.database import lock
 from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
 
 SYSTEM = "bridge"
@@ -47,9 +48,13 @@ class Store:
 
     def add_signals(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> list[dict]:
         """Store signals durably; a signal seen before only bumps its repeat count."""
-        out = []
+        items = list(items)
+        out: list[dict] = [{}] * len(items)
+        # rows locked in one global order: two bodies sharing alerts cannot deadlock
+        order = sorted(range(len(items)), key=lambda i: items[i][0].dedup_key)
         with self.engine.begin() as conn:
-            for signal, mapping in items:
+            for i in order:
+                signal, mapping = items[i]
                 stmt = self._insert(signals).values(
                     dedup_key=signal.dedup_key, source=signal.source, fingerprint=signal.fingerprint,
                     status=signal.status, labels=signal.labels, annotations=signal.annotations,
@@ -62,9 +67,9 @@ class Store:
                     set_={"repeats": signals.c.repeats + 1, "last_seen_at": now},
                 ).returning(signals.c.id, signals.c.repeats)
                 row = conn.execute(stmt).one()
-                out.append({"id": row.id, "duplicate": row.repeats > 0, "fingerprint": signal.fingerprint,
-                            "status": signal.status, "rule": mapping.rule, "kind": mapping.kind,
-                            "candidate_host": mapping.candidate, "note": mapping.note})
+                out[i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": signal.fingerprint,
+                          "status": signal.status, "rule": mapping.rule, "kind": mapping.kind,
+                          "candidate_host": mapping.candidate, "note": mapping.note}
         return out
 
     def unprocessed_signals(self, limit: int = 100) -> list[dict]:
@@ -93,6 +98,9 @@ class Store:
                 return self._intake_resolved(conn, sig, now)
             if host is None:
                 return None
+            # another worker may be opening this host's incident right now (or storing a
+            # confirmation for it): wait for it, then join what it committed
+            lock(conn, f"host:{host}")
             open_incident = conn.execute(sa.select(incidents).where(
                 incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
             if open_incident is not None:
@@ -146,6 +154,7 @@ class Store:
 
     def replace_inventory(self, services: list[dict], now: datetime) -> None:
         with self.engine.begin() as conn:
+            lock(conn, "inventory")  # another process refreshing at once would insert the same hosts
             conn.execute(compute_hosts.delete())
             if services:
                 conn.execute(compute_hosts.insert(), [{**s, "refreshed_at": now} for s in services])
@@ -251,6 +260,7 @@ class Store:
         """Record manual fencing proof; it belongs to the host's open incident that has none yet,
         or waits up to `window` seconds for the incident to open."""
         with self.engine.begin() as conn:
+            lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
             inc = conn.execute(sa.select(incidents).where(
                 incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
             target = None
@@ -270,9 +280,13 @@ class Store:
         """retry: a held or failed incident goes back to the step it stopped at.
         close: the incident ends here; Nova is not touched."""
         with self.engine.begin() as conn:
-            inc = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+            # FOR UPDATE: two operators at once on PostgreSQL would both pass the checks below
+            inc = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
             if inc is None:
                 raise LookupError(f"no incident {incident_id}")
+            if inc.lease_owner is not None and inc.lease_expires > now:
+                # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
+                raise ValueError(f"incident {incident_id} is in the middle of a step; try again in a moment")
             if action == "retry":
                 if inc.state not in sm.WAITING_FOR_PERSON:
                     raise ValueError(f"incident {incident_id} is {inc.state}; only held or failed ones can be retried")
@@ -286,7 +300,8 @@ class Store:
                 to_state = sm.CLOSED
                 values = {"state": to_state, "closed_at": now, "due_at": None}
             conn.execute(incidents.update().where(incidents.c.id == incident_id)
-                         .values(updated_at=now, nudges=incidents.c.nudges + 1, **values))
+                         .values(updated_at=now, nudges=incidents.c.nudges + 1, epoch=incidents.c.epoch + 1,
+                                 **values))
             _timeline(conn, incident_id, now, inc.state, to_state, f"{action} by {actor}: {reason}", actor=actor)
         return self.get_incident(incident_id)
 

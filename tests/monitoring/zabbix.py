@@ -8,7 +8,6 @@ whose path constant points into the work directory instead.
 
 from __future__ import annotations
 
-import glob
 import random
 import re
 import socket
@@ -19,9 +18,9 @@ from pathlib import Path
 import requests
 
 from tests.harness.bridge_process import free_port, wait_until
-from tests.monitoring.harness import Daemon, Stack, Workdir, run
+from tests.harness.postgres import PostgresCluster
+from tests.monitoring.harness import Daemon, Stack, Workdir
 
-PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]) if glob.glob("/usr/lib/postgresql/*/bin") else None
 SCHEMA = Path("/usr/share/zabbix-server-pgsql")
 FRONTEND = Path("/usr/share/zabbix")
 
@@ -109,7 +108,6 @@ class Zabbix:
     # ---- bring-up -------------------------------------------------------------------------
 
     def start(self) -> "Zabbix":
-        assert PG_BIN is not None, "PostgreSQL server binaries not found under /usr/lib/postgresql"
         self._postgres()
         self._server()
         self._frontend()
@@ -118,29 +116,14 @@ class Zabbix:
 
     def _postgres(self) -> None:
         w = self.w
-        for sub in ("pg", "run"):
-            (w / sub).mkdir()
-        shutil.chown(w / "pg", "postgres", "postgres")
+        (w / "run").mkdir()
         (w / "run").chmod(0o777)  # postgres puts its socket here, zabbix_server its own
-        run(PG_BIN / "initdb", "-D", w / "pg/data", "-A", "trust", "-U", "postgres", user="postgres")
-        # fsync off: a test database, the schema loads twice as fast
-        pg = self.stack.start(Daemon("postgres", [
-            PG_BIN / "postgres", "-D", w / "pg/data", "-p", self.pg_port, "-k", w / "run",
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off"], self.workdir, user="postgres"))
-
-        def ready():
-            pg.check()
-            return subprocess.run([PG_BIN / "pg_isready", "-h", w / "run", "-p", str(self.pg_port)],
-                                  capture_output=True).returncode == 0
-
-        wait_until("PostgreSQL", ready, 60, interval=0.2)
-        psql = [PG_BIN / "psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", w / "run", "-p", self.pg_port]
-        run(*psql, "-U", "postgres", "-c", "create user zabbix", "-c", "create database zabbix owner zabbix")
+        pg = self.stack.start(PostgresCluster(w / "pg", socket_dir=w / "run", port=self.pg_port))
+        pg.execute("create user zabbix", "create database zabbix owner zabbix")
         # schema, images, data: the slow part (about 10 s here)
         dump = subprocess.Popen(["zcat", *(SCHEMA / f"{part}.sql.gz" for part in ("schema", "images", "data"))],
                                 stdout=subprocess.PIPE)
-        done = subprocess.run([str(a) for a in (*psql, "-U", "zabbix", "zabbix")], stdin=dump.stdout,
+        done = subprocess.run([str(a) for a in (*pg.psql, "-U", "zabbix", "zabbix")], stdin=dump.stdout,
                               capture_output=True, text=True, timeout=300)
         dump.stdout.close()
         assert dump.wait() == 0 and done.returncode == 0, f"Zabbix schema import failed:\n{done.stderr[-3000:]}"
