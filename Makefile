@@ -26,5 +26,6 @@ run: install .run/webhook.token .run/admin.token
 
 # Every suite: unit, real processes, the real Nova API and the real monitoring systems.
 test: install
+	bash tests/install_peers.sh
 	$(BIN)/python -m tests.realnova.novalab install
 	$(BIN)/python -m pytest
