@@ -112,36 +112,34 @@ class Nova:
             raise NovaError(f"no nova-compute service on host {host!r}", attempts)
         return found[0]
 
-    def force_down(self, host: str, *, dry_run: bool) -> CallRecord:
-        """PUT /os-services/{id} forced_down=true (2.53), or force-down (2.11) on older clouds."""
+    def _change(self, call: str, host: str, dry_run: bool, request: dict[str, Any],
+                already: Callable[[Any], str | None], change: Callable[[Any], Any]) -> CallRecord:
+        """Read the service; call `change` unless `already` says why not, or in dry-run."""
         started = time.monotonic()
         svc = self._service(host)
-        record = CallRecord("force_down", host, dry_run=dry_run,
-                            request={"service_id": str(svc.id), "forced_down": True})
-        if svc.is_forced_down:
-            record.skipped = "already forced down"
-        elif not dry_run:
-            _, record.attempts = self._retrying(
-                f"force down {host}",
-                lambda: self.conn.compute.update_service_forced_down(svc, host=svc.host, binary=svc.binary,
-                                                                     forced=True))
+        record = CallRecord(call, host, dry_run=dry_run, request={"service_id": str(svc.id), **request})
+        record.skipped = already(svc)
+        if record.skipped is None and not dry_run:
+            _, record.attempts = self._retrying(f"{call.replace('_', ' ')} {host}", lambda: change(svc))
         record.seconds = round(time.monotonic() - started, 4)
         return record
 
+    # host and binary are spelled out below: before 2.53 openstacksdk sends them as given, None included
+
+    def force_down(self, host: str, *, dry_run: bool) -> CallRecord:
+        """PUT /os-services/{id} forced_down=true (2.53), or force-down (2.11) on older clouds."""
+        return self._change(
+            "force_down", host, dry_run, {"forced_down": True},
+            already=lambda svc: "already forced down" if svc.is_forced_down else None,
+            change=lambda svc: self.conn.compute.update_service_forced_down(
+                svc, host=svc.host, binary=svc.binary, forced=True))
+
     def disable(self, host: str, reason: str, *, dry_run: bool) -> CallRecord:
         """Disable with a reason. Only after force-down: Nova refuses an unreachable compute."""
-        started = time.monotonic()
-        svc = self._service(host)
-        record = CallRecord("disable", host, dry_run=dry_run,
-                            request={"service_id": str(svc.id), "status": "disabled", "disabled_reason": reason})
-        if svc.status == "disabled":
+        return self._change(
+            "disable", host, dry_run, {"status": "disabled", "disabled_reason": reason},
             # never overwrite a reason someone else wrote; theirs says more
-            record.skipped = f"already disabled ({svc.disabled_reason or 'no reason given'})"
-        elif not dry_run:
-            _, record.attempts = self._retrying(
-                # host and binary spelled out: before 2.53 openstacksdk sends them as given, None included
-                f"disable {host}",
-                lambda: self.conn.compute.disable_service(svc, host=svc.host, binary=svc.binary,
-                                                          disabled_reason=reason))
-        record.seconds = round(time.monotonic() - started, 4)
-        return record
+            already=lambda svc: (f"already disabled ({svc.disabled_reason or 'no reason given'})"
+                                 if svc.status == "disabled" else None),
+            change=lambda svc: self.conn.compute.disable_service(
+                svc, host=svc.host, binary=svc.binary, disabled_reason=reason))

@@ -86,3 +86,12 @@ def test_check_config_command_exits_non_zero_and_names_the_key(tmp_path, monkeyp
     run = subprocess.run([sys.executable, "-m", "bridge", "check-config", good], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "ok" in run.stdout and "do-not-print-me" not in run.stdout + run.stderr
+
+
+def test_the_schema_names_exactly_the_sources_there_are():
+    from bridge.config import schema
+    from bridge.sources import PARSERS
+
+    properties = schema()["properties"]
+    assert sorted(properties["auth"]["properties"]["webhook_tokens"]["propertyNames"]["enum"]) == sorted(PARSERS)
+    assert sorted(properties["rules"]["items"]["properties"]["source"]["enum"]) == sorted(PARSERS)

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import requests
 import yaml
 
+from bridge.sources import PARSERS
+
 WEBHOOK_TOKEN = "test-webhook-token"
 ADMIN_TOKEN = "test-admin-token"
 
@@ -44,7 +46,7 @@ def base_config(workdir: Path, **overrides) -> dict:
         "database": {"url": f"sqlite:///{workdir / 'bridge.sqlite'}"},
         "auth": {
             "webhook_tokens": {source: {"file": str(workdir / "webhook.token")}
-                               for source in ("alertmanager", "zabbix", "nagios", "icinga2")},
+                               for source in PARSERS},
             "admin_tokens": [{"name": "ops", "token": {"file": str(workdir / "admin.token")}}],
         },
         "engine": {"idle_poll": 0.5},

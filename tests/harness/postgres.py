@@ -2,8 +2,8 @@
 
 initdb in a directory of our own, the server in the foreground (as the postgres OS user when
 we are root: it refuses to run as root), on 127.0.0.1 and a unix socket in that directory
-only, stopped by its PID. Nothing system-wide is started or changed. A cluster that cannot start fails the
-tests that need it: nothing here skips.
+only, stopped by its PID. Nothing system-wide is started or changed. A cluster that cannot
+start fails the tests that need it: nothing here skips.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 
 from tests.harness.bridge_process import free_port, wait_until
 
-PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]) if glob.glob("/usr/lib/postgresql/*/bin") else None
+_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+PG_BIN = Path(_BINS[-1]) if _BINS else None
 
 
 def _run(*argv, **kwargs) -> subprocess.CompletedProcess:
@@ -42,6 +43,7 @@ class PostgresCluster:
         self.log_path = root.parent / "postgres.log"  # root becomes postgres's; the log stays ours
         self.proc: subprocess.Popen | None = None
         self._admin = None  # a psycopg connection, made on first use
+
     def start(self, timeout: float = 60) -> "PostgresCluster":
         assert PG_BIN is not None, "PostgreSQL server binaries not found under /usr/lib/postgresql"
         self.root.mkdir(exist_ok=True)
