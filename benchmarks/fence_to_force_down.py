@@ -54,7 +54,7 @@ def main() -> int:
             accept.append(time.monotonic() - t0)
             bridge.wait_for_incident(host, "fencing")
             assert bridge.confirm(host).status_code == 201
-            done = bridge.wait_for_incident(host, "done")
+            done = bridge.wait_for_incident(host, "out_of_service")
             confirmed = stamp(done["evidence"][0]["at"])
             forced = next(t for t in done["timeline"] if t["to_state"] == "forced_down" and t["from_state"] == "fenced")
             call = next(t["detail"] for t in done["timeline"] if t["cause"].startswith("nova force_down"))

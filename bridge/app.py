@@ -6,7 +6,8 @@ import logging
 
 from bridge.api import create_app
 from bridge.config import Config
-from bridge.engine import Engine
+from bridge.engine import Engine, utcnow
+from bridge.inventory import Inventory
 from bridge.nova import Nova
 from bridge.store import Store, create_engine, upgrade
 
@@ -34,8 +35,10 @@ def build_nova(config: Config) -> Nova | None:
 def build(config: Config, *, with_engine: bool = True):
     """The Flask app, with its engine started when the config enables it."""
     store = build_store(config)
+    nova = build_nova(config)
+    inventory = Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=utcnow)
     engine = None
     if with_engine and config["engine"]["enabled"]:
-        engine = Engine(config, store, build_nova(config))
+        engine = Engine(config, store, nova, inventory=inventory)
         engine.start()
-    return create_app(config, store, engine)
+    return create_app(config, store, engine, inventory=inventory)

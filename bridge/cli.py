@@ -167,9 +167,9 @@ def list_incidents(state, host, open_only, url, token_file, as_json):
     payload = _call("GET", url, "/v1/incidents" + (f"?{query}" if query else ""), token_file)
     if as_json:
         return _echo_json(payload)
-    click.echo(f"{'ID':>5}  {'HOST':<24} {'STATE':<12} {'DRY':<4} {'OPENED':<28} LAST ERROR")
+    click.echo(f"{'ID':>5}  {'HOST':<24} {'STATE':<15} {'DRY':<4} {'OPENED':<28} LAST ERROR")
     for inc in payload["incidents"]:
-        click.echo(f"{inc['id']:>5}  {inc['host']:<24} {inc['state']:<12} {'yes' if inc['dry_run'] else 'no':<4} "
+        click.echo(f"{inc['id']:>5}  {inc['host']:<24} {inc['state']:<15} {'yes' if inc['dry_run'] else 'no':<4} "
                    f"{inc['opened_at']:<28} {inc['last_error'] or ''}")
 
 

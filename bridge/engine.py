@@ -1,9 +1,12 @@
-"""The engine: takes in new signals and advances incidents, one idempotent step at a time.
+"""The engine: takes in new signals and advances incidents.
 
-A step is: claim the incident's lease (a new epoch), decide (pure), carry out the one
-effect the decision names, commit the outcome if the lease is still ours. A crash
-anywhere leaves the incident claimable again once the lease expires, at the step it
-had reached; Nova calls check the service first, so a repeated step changes nothing.
+A step: claim the incident's lease (a new epoch), take a snapshot of its facts, decide
+(pure), carry out the one effect the decision names, decide again with its outcome, and
+commit that if the lease is still ours. While the next decision is due at once, the worker
+goes on under the same lease; every transition is committed before the next effect
+starts. A crash anywhere leaves the incident claimable again once the lease expires, at
+the step it had reached; Nova calls check the service first, so a repeated step changes
+nothing twice.
 """
 
 from __future__ import annotations
@@ -14,37 +17,45 @@ import os
 import socket
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Callable
 
 from bridge import incidents as sm
+from bridge.executor import Executor
 from bridge.fencing import driver_for
-from bridge.gates import GateClosed, require_fencing_proof
-from bridge.incidents import Decision, World
-from bridge.nova import CallRecord, Nova, NovaError
-from bridge.rules import HOST_DOWN, resolve_host
+from bridge.incidents import Facts, Policy
+from bridge.inventory import Inventory, InventoryUnavailable
+from bridge.nova import Nova
+from bridge.rules import HOST_DOWN
 from bridge.signals import FIRING
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
-INVENTORY_RETRY_SECONDS = 5.0
+# steps one claim may run back to back (a whole fencing-to-out-of-service run is five)
+MAX_STEPS_PER_CLAIM = 8
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def policy_from(config) -> Policy:
+    fencing = config["fencing"]
+    return Policy(fencing_timeout=fencing["timeout"], on_timeout=fencing["on_timeout"],
+                  reason_prefix=config["nova"]["reason_prefix"])
+
+
 class Engine:
-    def __init__(self, config, store: Store, nova: Nova | None, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, config, store: Store, nova: Nova | None, *, clock: Callable[[], datetime] = utcnow,
+                 inventory: Inventory | None = None):
         self.config = config
         self.store = store
-        self.nova = nova
-        self.fencing = driver_for(config)
         self.clock = clock
+        self.policy = policy_from(config)
+        self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
+        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._inventory_lock = threading.Lock()
-        self._inventory_tried: datetime | None = None
         self._wakeups: list[threading.Event] = []
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -98,39 +109,15 @@ class Engine:
 
     # ---- intake ----------------------------------------------------------------------
 
-    def known_hosts(self, refresh: bool = False) -> list[str] | None:
-        """Nova's compute hosts from the stored inventory, refreshed when old or asked to."""
-        if self.nova is None:
-            return None
-        with self._inventory_lock:  # one refresh at a time; the others then read its result
-            hosts, refreshed = self.store.inventory()
-            now = self.clock()
-            stale = refreshed is None or now - refreshed > timedelta(seconds=self.config["nova"]["inventory_ttl"])
-            recently_tried = self._inventory_tried is not None and \
-                now - self._inventory_tried < timedelta(seconds=INVENTORY_RETRY_SECONDS)
-            if (stale or refresh) and not recently_tried:
-                self._inventory_tried = now
-                try:
-                    services = self.nova.compute_services()
-                except NovaError as exc:
-                    log.warning("cannot refresh the compute host inventory: %s", exc)
-                else:
-                    self.store.replace_inventory(services, self.clock())
-                    return [s["host"] for s in services]
-        return hosts
-
     def intake_pending(self) -> bool:
         moved = False
         cfg = self.config
         for sig in self.store.unprocessed_signals():
             host, note = None, sig["note"]
             if sig["kind"] == HOST_DOWN and sig["status"] == FIRING and sig["candidate_host"]:
-                known = self.known_hosts()
-                host, how = resolve_host(sig["candidate_host"], known)
-                if host is None and known is not None:
-                    known = self.known_hosts(refresh=True)  # a host added since the last refresh
-                    host, how = resolve_host(sig["candidate_host"], known)
-                if host is None and not known:
+                try:
+                    host, how = self.inventory.resolve(sig["candidate_host"])
+                except InventoryUnavailable:
                     log.debug("signal %s waits: no compute host inventory from Nova yet", sig["id"])
                     continue  # kept unprocessed; nothing acts on a host we cannot check
                 note = f"{note}; {how}"
@@ -143,53 +130,32 @@ class Engine:
 
     # ---- steps -----------------------------------------------------------------------
 
+    def facts(self, snapshot, now: datetime) -> Facts:
+        return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
+                     proof=snapshot.proof, policy=self.policy)
+
     def step(self, incident_id: int) -> bool:
-        fencing = self.config["fencing"]
+        """Advance one incident as far as it goes without waiting. True if it moved."""
         claim = self.store.claim(incident_id, self.owner, self.clock(), self.config["engine"]["lease_seconds"])
         if claim is None:
             return False
-        world = World(now=self.clock(), firing=claim.firing, proof=claim.proof,
-                      fencing_timeout=fencing["timeout"], on_timeout=fencing["on_timeout"])
-        decision = sm.decide(claim.incident, world)
-        notes: list[tuple[str, dict]] = []
-        if decision.effect:
-            try:
-                cause, detail = self._carry_out(decision.effect, claim)
-                notes.append((cause, detail))
-                if detail.get("dry_run"):
-                    decision = dataclasses.replace(decision, cause=f"{decision.cause} (dry-run: Nova not called)")
-            except (NovaError, GateClosed) as exc:
-                detail = {"attempts": exc.attempts} if isinstance(exc, NovaError) else {}
-                decision = Decision(sm.HELD, str(exc), detail=detail)
-        if not self.store.commit(claim, self.owner, decision, self.clock(), notes):
-            log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
-            return False
-        if decision.to_state:
-            log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
-                     claim.incident.state, decision.to_state, decision.cause)
+        for n in range(MAX_STEPS_PER_CLAIM):
+            now = self.clock()
+            facts = self.facts(claim, now)
+            decision = sm.decide(facts)
+            outcome = None
+            if decision.effect is not None:
+                outcome = self.executor.run(decision.effect, facts)
+                decision = sm.decide(dataclasses.replace(facts, outcome=outcome))
+            go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
+                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM)
+            if not self.store.commit(claim, self.owner, decision, now, outcome, keep_lease=go_on):
+                log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
+                return False
+            if decision.to_state:
+                log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
+                         claim.incident.state, decision.to_state, decision.cause)
+            if not go_on:
+                return True
+            claim = dataclasses.replace(self.store.snapshot(incident_id, now), epoch=claim.epoch)
         return True
-
-    def _carry_out(self, effect: str, claim) -> tuple[str, dict]:
-        inc = claim.incident
-        if effect == sm.FENCE_REQUEST:
-            return self.fencing.request(inc)
-        require_fencing_proof(inc, claim.proof)
-        dry_run = inc.dry_run or self.config["dry_run"]
-        if effect == sm.FORCE_DOWN:
-            call, request = "force_down", {"forced_down": True}
-            run = lambda: self.nova.force_down(inc.host, dry_run=dry_run)  # noqa: E731
-        else:
-            reason = sm.disabled_reason(self.config["nova"]["reason_prefix"], inc, claim.proof)
-            call, request = "disable", {"status": "disabled", "disabled_reason": reason}
-            run = lambda: self.nova.disable(inc.host, reason, dry_run=dry_run)  # noqa: E731
-        if self.nova is None:  # no cloud at all is only ever dry-run (the config insists)
-            record = CallRecord(call, inc.host, dry_run=True, request={"host": inc.host, **request})
-        else:
-            record = run()
-        if record.skipped:
-            verb = f"nova {record.call}: skipped, {record.skipped}"
-        elif record.dry_run:
-            verb = f"dry-run: would call nova {record.call}"
-        else:
-            verb = f"nova {record.call} done in {record.seconds:.3f}s"
-        return verb, record.as_detail()

@@ -1,37 +1,59 @@
-"""The incident state machine: pure decisions, no I/O.
+"""The decision core: pure functions over a snapshot of the facts, no I/O.
 
-decide(incident, world) says what the engine does next for one incident. Every safety
-property (no Nova call without fencing proof, cancel only before fencing, hold on
-timeout) is a property of this function and is tested without a database or a cloud.
+decide(facts) says what happens next to one incident: a transition, or one typed effect
+to carry out first (then decide() is asked again with its outcome). Every transition it
+makes is in TRANSITIONS; every rule about what opens, joins, cancels, holds, resumes or
+closes an incident is here, so each safety property is tested without a database or a cloud.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Mapping
+
+from bridge import gates
+from bridge.effects import Disable, Effect, Evidence, FenceCheck, FenceRequest, ForceDown, Outcome
 
 SUSPECTED = "suspected"
 FENCING = "fencing"
 FENCED = "fenced"
 FORCED_DOWN = "forced_down"
 NOVA_DOWN = "nova_down"
-DONE = "done"
+OUT_OF_SERVICE = "out_of_service"
 CANCELLED = "cancelled"
 HELD = "held"
 FAILED = "failed"
 CLOSED = "closed"
 
-TERMINAL = frozenset({CANCELLED, CLOSED})
+# The whole lifecycle: state -> the states decide() may move it to. README draws it.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    SUSPECTED: frozenset({FENCING, CANCELLED, HELD, CLOSED}),
+    FENCING: frozenset({FENCED, CANCELLED, HELD, FAILED, CLOSED}),
+    FENCED: frozenset({FORCED_DOWN, HELD, CLOSED}),
+    FORCED_DOWN: frozenset({NOVA_DOWN, HELD, CLOSED}),
+    NOVA_DOWN: frozenset({OUT_OF_SERVICE, HELD, CLOSED}),
+    # the host stays out until a person returns it (or closes the incident)
+    OUT_OF_SERVICE: frozenset({CLOSED}),
+    # a person's retry resumes where it stopped (a fencing wait starts again)
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
+    CANCELLED: frozenset(),
+    CLOSED: frozenset(),
+}
+STATES = tuple(TRANSITIONS)
+
+TERMINAL = frozenset(s for s, to in TRANSITIONS.items() if not to)
 WAITING_FOR_PERSON = frozenset({HELD, FAILED})
 # before the host is fenced, a resolved alert may still call everything off
 CANCELLABLE = frozenset({SUSPECTED, FENCING})
-# these states need fencing proof for this incident, or the engine refuses to act
-NEEDS_PROOF = frozenset({FENCED, FORCED_DOWN, NOVA_DOWN})
+# these states are only reached with fencing proof for this incident
+NEEDS_PROOF = frozenset({FENCED, FORCED_DOWN, NOVA_DOWN, OUT_OF_SERVICE})
+# retry from here starts the step again; from a fencing wait, a fresh wait
+RESUME = {FENCING: SUSPECTED}
 
-# effects the engine carries out before it records the transition
-FENCE_REQUEST = "fencing.request"
-FORCE_DOWN = "nova.force_down"
-DISABLE = "nova.disable"
+RETRY = "retry"
+CLOSE = "close"
 
 
 @dataclass(frozen=True)
@@ -41,69 +63,210 @@ class Incident:
     state: str
     dry_run: bool
     fence_deadline: datetime | None = None
+    resume_state: str | None = None
+    proof_id: int | None = None
 
 
 @dataclass(frozen=True)
-class Proof:
-    evidence_id: int
-    kind: str
+class Signals:
+    """The incident's alerts, each counted once by its latest status, per source."""
+
+    firing: Mapping[str, int] = field(default_factory=dict)
+    resolved: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def firing_total(self) -> int:
+        return sum(self.firing.values())
+
+
+@dataclass(frozen=True)
+class Policy:
+    fencing_timeout: float = 300
+    on_timeout: str = HELD  # HELD | FAILED
+    reason_prefix: str = "nova-hostdown-bridge"
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    kind: str  # RETRY | CLOSE
     actor: str
     reason: str
-    at: datetime
 
 
 @dataclass(frozen=True)
-class World:
+class Facts:
     now: datetime
-    firing: int  # alerts of this incident still firing
-    proof: Proof | None
-    fencing_timeout: float
-    on_timeout: str  # HELD | FAILED
+    incident: Incident
+    signals: Signals = Signals()
+    evidence: tuple[Evidence, ...] = ()  # everything bound to this incident
+    proof: Evidence | None = None  # the evidence accepted as this incident's proof
+    policy: Policy = Policy()
+    action: OperatorAction | None = None  # a person asks for this now
+    busy: bool = False  # a worker is in the middle of a step on this incident
+    outcome: Outcome | None = None  # of the effect the last decision named
 
 
 @dataclass(frozen=True)
 class Decision:
-    to_state: str | None  # None: no transition, wait
+    to_state: str | None  # None: no transition
     cause: str
-    effect: str | None = None
+    effect: Effect | None = None  # carry this out, then decide again with its outcome
     due_at: datetime | None = None  # when to look again; None waits for an event
     fence_deadline: datetime | None = None
+    resume_state: str | None = None  # where a retry resumes (set on hold)
+    last_error: str | None = None
+    proof: Evidence | None = None  # becomes the incident's proof with this transition
+    refused: str | None = None  # an operator action that cannot be done now
     detail: dict = field(default_factory=dict)
 
+    @property
+    def closes(self) -> bool:
+        return self.to_state in TERMINAL
 
-def describe(proof: Proof) -> str:
+
+def describe(proof: Evidence) -> str:
     return f"{proof.kind} by {proof.actor}: {proof.reason}"
 
 
-def decide(incident: Incident, world: World) -> Decision:
-    state = incident.state
-    if state in CANCELLABLE and world.firing == 0 and world.proof is None:
-        return Decision(CANCELLED, "every alert resolved before the host was fenced")
-    if state == SUSPECTED:
-        deadline = world.now + timedelta(seconds=world.fencing_timeout)
-        return Decision(FENCING, "host down: fencing requested", effect=FENCE_REQUEST, due_at=world.now,
-                        fence_deadline=deadline)
-    if state == FENCING:
-        if world.proof is not None:
-            return Decision(FENCED, f"fenced: {describe(world.proof)}", due_at=world.now,
-                            detail={"evidence_id": world.proof.evidence_id})
-        if incident.fence_deadline is not None and world.now >= incident.fence_deadline:
-            return Decision(world.on_timeout,
-                            f"no fencing proof within {world.fencing_timeout:g}s: Nova left untouched")
-        return Decision(None, "waiting for fencing proof", due_at=incident.fence_deadline)
-    if state in NEEDS_PROOF and world.proof is None:
-        # Unreachable through the engine; kept as the last line of the safety rule.
-        return Decision(HELD, "no fencing proof recorded for this incident: refusing to act")
-    if state == FENCED:
-        return Decision(FORCED_DOWN, "nova-compute service forced down", effect=FORCE_DOWN, due_at=world.now)
-    if state == FORCED_DOWN:
-        return Decision(NOVA_DOWN, "nova-compute service disabled", effect=DISABLE, due_at=world.now)
-    if state == NOVA_DOWN:
-        return Decision(DONE, "host out of service; servers policy: none")
-    return Decision(None, f"{state}: nothing to do")
-
-
-def disabled_reason(prefix: str, incident: Incident, proof: Proof) -> str:
+def disabled_reason(prefix: str, incident: Incident, proof: Evidence) -> str:
     """Nova's disabled_reason: names the bridge and the incident; Nova takes 255 characters."""
     text = f"{prefix}: incident {incident.id}, host down and fenced ({proof.kind} by {proof.actor})"
     return text[:255]
+
+
+def _hold(facts: Facts, why: str, to_state: str = HELD, **detail) -> Decision:
+    state = facts.incident.state
+    return Decision(to_state, why, resume_state=state, last_error=why, detail=detail)
+
+
+def decide(facts: Facts) -> Decision:
+    if facts.action is not None:
+        return _operator(facts)
+    inc = facts.incident
+    state = inc.state
+    if state in TERMINAL or state in WAITING_FOR_PERSON:
+        return Decision(None, f"{state}: waiting for a person")
+    if state == OUT_OF_SERVICE:
+        return Decision(None, "out of service until an operator returns the host")
+    if facts.outcome is not None:
+        asked = decide(replace(facts, outcome=None)).effect
+        if facts.outcome.effect != asked:  # not the outcome of this step's effect: it proves nothing
+            return Decision(None, f"outcome of {type(facts.outcome.effect).__name__} ignored: not this step's",
+                            due_at=facts.now)
+        return _after(facts, facts.outcome)
+    if state in CANCELLABLE and facts.signals.firing_total == 0 and facts.proof is None:
+        return Decision(CANCELLED, "every alert resolved before the host was fenced")
+    if state == SUSPECTED:
+        return Decision(None, "host down: fencing requested", effect=FenceRequest(inc.host))
+    if state == FENCING:
+        if facts.proof is not None and gates.fencing_proof(facts).passed:
+            return Decision(FENCED, f"fenced: {describe(facts.proof)}", due_at=facts.now, proof=facts.proof)
+        if inc.fence_deadline is not None and facts.now >= inc.fence_deadline:
+            return _hold(facts, f"no fencing proof within {facts.policy.fencing_timeout:g}s: Nova left untouched",
+                         to_state=facts.policy.on_timeout)
+        return Decision(None, "waiting for fencing proof", effect=FenceCheck(inc.host), due_at=inc.fence_deadline)
+    closed = gates.first_closed(facts)
+    if closed is not None:
+        return _hold(facts, closed.reason, gate=closed.gate)
+    if state == FENCED:
+        return Decision(None, "force the nova-compute service down", effect=ForceDown(inc.host))
+    if state == FORCED_DOWN:
+        reason = disabled_reason(facts.policy.reason_prefix, inc, facts.proof)
+        return Decision(None, "disable the nova-compute service", effect=Disable(inc.host, reason=reason))
+    if state == NOVA_DOWN:
+        return Decision(OUT_OF_SERVICE, "host out of service until an operator returns it; servers policy: none")
+    return Decision(None, f"{state}: nothing to do")
+
+
+# what each effect's success leads to
+_DONE = {
+    FenceRequest: (FENCING, "host down: fencing requested"),
+    ForceDown: (FORCED_DOWN, "nova-compute service forced down"),
+    Disable: (NOVA_DOWN, "nova-compute service disabled"),
+}
+
+
+def _after(facts: Facts, outcome: Outcome) -> Decision:
+    """The decision once the named effect has been carried out."""
+    inc, effect = facts.incident, outcome.effect
+    if outcome.error is not None:
+        return _hold(facts, outcome.error, **outcome.detail)
+    if isinstance(effect, FenceCheck):
+        if inc.state != FENCING:
+            return Decision(None, "fencing check no longer needed", due_at=facts.now)
+        if outcome.refused is not None:
+            return _hold(facts, f"fencing refused: {outcome.refused}")
+        proof = outcome.proof
+        if proof is not None and proof.host == inc.host and proof.incident_id in (None, inc.id):
+            proof = Evidence(proof.id, inc.id, proof.host, proof.kind, proof.actor, proof.reason, proof.at,
+                             proof.detail)
+            return Decision(FENCED, f"fenced: {describe(proof)}", due_at=facts.now, proof=proof)
+        recheck = [t for t in (outcome.recheck_at, inc.fence_deadline) if t is not None]
+        return Decision(None, "waiting for fencing proof", due_at=min(recheck) if recheck else None)
+    to_state, cause = _DONE[type(effect)]
+    if effect.touches_nova:
+        closed = gates.first_closed(facts)  # the effect ran with proof; say so again before moving on
+        if closed is not None:
+            return _hold(facts, closed.reason, gate=closed.gate)
+    if outcome.dry_run and effect.mutates:
+        cause += " (dry-run: Nova not called)" if effect.touches_nova else " (dry-run)"
+    if isinstance(effect, FenceRequest):
+        deadline = facts.now + timedelta(seconds=facts.policy.fencing_timeout)
+        return Decision(to_state, cause, due_at=facts.now, fence_deadline=deadline)
+    return Decision(to_state, cause, due_at=facts.now)
+
+
+def _operator(facts: Facts) -> Decision:
+    inc, action = facts.incident, facts.action
+    said = f"{action.kind} by {action.actor}: {action.reason}"
+    if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
+        return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
+    if action.kind == CLOSE:
+        if inc.state in TERMINAL:
+            return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        return Decision(CLOSED, said)
+    if action.kind == RETRY:
+        if inc.state not in WAITING_FOR_PERSON:
+            return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
+                                                "only held or failed ones can be retried")
+        resume = RESUME.get(inc.resume_state, inc.resume_state)
+        if resume not in TRANSITIONS[inc.state]:  # nothing sensible recorded: start again, fencing first
+            resume = SUSPECTED
+        return Decision(resume, said, due_at=facts.now)
+    return Decision(None, said, refused=f"unknown action {action.kind!r}")
+
+
+# ---- intake: which incident a stored signal belongs to -------------------------------------
+
+OPEN = "open"  # a new incident for the host
+JOIN = "join"  # the host's open incident, which it nudges
+ATTACH = "attach"  # the host's out-of-service incident: shown there, never fences again
+RECORD = "record"  # kept in the signal log only
+
+
+@dataclass(frozen=True)
+class Admission:
+    action: str
+    cause: str
+
+
+def admit(kind_is_host_down: bool, firing: bool, host: str | None, open_incident: Incident | None,
+          source: str, fingerprint: str, rule: str | None) -> Admission:
+    """Where a taken-in firing signal goes. (A resolved one goes to its firing twin's incident.)"""
+    if not kind_is_host_down or not firing or host is None:
+        return Admission(RECORD, "recorded only")
+    said = f"{source} {fingerprint} ({rule})"
+    if open_incident is None:
+        return Admission(OPEN, f"alert: {said} says {host} is down")
+    if open_incident.state == OUT_OF_SERVICE:
+        return Admission(ATTACH, f"alert attached: {said}; the host is already out of service")
+    return Admission(JOIN, f"alert joined: {said}")
+
+
+def early_confirmation_counts(given_at: datetime, expires_at: datetime, now: datetime,
+                              host_last_closed: datetime | None) -> bool:
+    """A confirmation given while no incident was open counts for the host's next incident only,
+    within its window, and never once an incident of that host has ended since it was given."""
+    if now >= expires_at:
+        return False
+    return host_last_closed is None or host_last_closed < given_at

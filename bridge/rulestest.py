@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from bridge import incidents as sm
 from bridge import sources
+from bridge.effects import FenceRequest
 from bridge.rules import HOST_DOWN, IGNORE, Mapping, classify, resolve_host
 from bridge.signals import FIRING, Signal
 
@@ -34,7 +36,42 @@ def unwrap(body: bytes) -> bytes:
     return json.dumps(inner).encode() if isinstance(inner, dict) else body
 
 
+def _probe(host: str, state: str, firing: int) -> sm.Decision:
+    """What the real decision core does with an incident of `host` in `state`."""
+    from datetime import datetime, timezone
+
+    incident = sm.Incident(id=0, host=host, state=state, dry_run=True)
+    return sm.decide(sm.Facts(now=datetime.now(timezone.utc), incident=incident,
+                              signals=sm.Signals({"probe": firing})))
+
+
+def _on_firing(host: str) -> str:
+    said = []
+    if sm.admit(True, True, host, None, "", "", None).action == sm.OPEN:
+        said.append(f"open the incident for {host}")
+    if sm.admit(True, True, host, sm.Incident(0, host, sm.FENCING, True), "", "", None).action == sm.JOIN:
+        said.append("(or join its open one)")
+    first = _probe(host, sm.SUSPECTED, 1).effect
+    if isinstance(first, FenceRequest):
+        said.append("and request fencing")
+    nova = _probe(host, sm.FENCED, 1)  # with no proof for the incident
+    if nova.effect is None and nova.to_state == sm.HELD:
+        said[-1] += "; Nova is touched only after fencing proof"
+    return " ".join(said)
+
+
+def _on_resolved(host: str) -> str:
+    said = []
+    if _probe(host, sm.FENCING, 0).to_state == sm.CANCELLED:
+        said.append(f"if no other alert of its incident still fires and {host} is not fenced yet, "
+                    "the incident is cancelled")
+    if _probe(host, sm.OUT_OF_SERVICE, 0).to_state is None:
+        said.append("a fenced host stays out of service")
+    return "resolve: " + "; ".join(said)
+
+
 def verdict(signal: Signal, mapping: Mapping, known_hosts: list[str] | None) -> Verdict:
+    """What the bridge would do, as its decision core says (incidents.admit, incidents.decide)."""
     why = mapping.note.removeprefix(f"rule {mapping.rule!r}: ")
     if mapping.kind != HOST_DOWN:
         reason = "the rule says ignore" if mapping.kind == IGNORE else "no rule matches"
@@ -42,15 +79,11 @@ def verdict(signal: Signal, mapping: Mapping, known_hosts: list[str] | None) -> 
     if mapping.candidate is None:
         return Verdict(signal, mapping, f"none: {why}", "record only (no host to act on)")
     if signal.status != FIRING:
-        return Verdict(signal, mapping, mapping.candidate,
-                       f"resolve: if no other alert of its incident still fires and {mapping.candidate} is "
-                       "not fenced yet, the incident is cancelled; a fenced host stays out of service")
+        return Verdict(signal, mapping, mapping.candidate, _on_resolved(mapping.candidate))
     host, how = resolve_host(mapping.candidate, known_hosts)
     if host is None:
         return Verdict(signal, mapping, f"none: {how}", "record only (no such Nova host)")
-    return Verdict(signal, mapping, f"{host} ({how})",
-                   f"open the incident for {host} (or join its open one) and request fencing; "
-                   "Nova is touched only after fencing proof")
+    return Verdict(signal, mapping, f"{host} ({how})", _on_firing(host))
 
 
 def explain(source: str, body: bytes, rules: list[dict], known_hosts: list[str] | None = None) -> list[Verdict]:

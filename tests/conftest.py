@@ -54,7 +54,8 @@ class InProcessBridge:
         self.clock = Clock()
         self.nova = fake
         self.engine = Engine(self.config, self.store, fake, clock=self.clock)
-        self.client = create_app(self.config, self.store, None, clock=self.clock).test_client()
+        self.client = create_app(self.config, self.store, None, clock=self.clock,
+                                 inventory=self.engine.inventory).test_client()
 
     def post_alert(self, body, source="alertmanager", token=WEBHOOK_TOKEN, **kwargs):
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)

@@ -37,12 +37,12 @@ def test_alert_then_confirmation_forces_down_then_disables(live_bridge, fake_nov
     assert response.status_code == 201 and response.json["incident_id"] == inc["id"]
     live_bridge.settle()
     inc = live_bridge.incident(inc["id"])
-    assert inc["state"] == sm.DONE
+    assert inc["state"] == sm.OUT_OF_SERVICE
     assert fake_nova.calls == [("force_down", "compute-01"), ("disable", "compute-01")]
     svc = fake_nova.services["compute-01"]
     assert svc["forced_down"] and svc["status"] == "disabled"
     assert svc["disabled_reason"] == f"nova-hostdown-bridge: incident {inc['id']}, host down and fenced (manual by ops (alice))"
-    assert states(inc) == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+    assert states(inc) == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
     [evidence] = inc["evidence"]
     assert (evidence["actor"], evidence["reason"]) == ("ops (alice)", "PDU port off")
 
@@ -66,7 +66,7 @@ def test_without_confirmation_the_incident_is_held_after_the_timeout_and_nova_un
     response = live_bridge.admin("POST", f"/v1/incidents/{inc['id']}/retry", json={"reason": "confirmed late"})
     assert response.status_code == 200
     live_bridge.settle()
-    assert live_bridge.only_incident()["state"] == sm.DONE
+    assert live_bridge.only_incident()["state"] == sm.OUT_OF_SERVICE
     assert fake_nova.calls == [("force_down", "compute-01"), ("disable", "compute-01")]
 
 
@@ -117,7 +117,7 @@ def test_resolve_after_fencing_is_recorded_and_changes_nothing(live_bridge, fake
     live_bridge.post_alert(alert(status="resolved"))
     live_bridge.settle()
     inc = live_bridge.only_incident()
-    assert inc["state"] == sm.DONE and "alert resolved: alertmanager fp-compute-01" in causes(inc)
+    assert inc["state"] == sm.OUT_OF_SERVICE and "alert resolved: alertmanager fp-compute-01" in causes(inc)
     assert fake_nova.services["compute-01"]["forced_down"]  # never returned to service on "resolved"
 
 
@@ -126,7 +126,7 @@ def test_a_confirmation_before_the_alert_counts_within_the_window(live_bridge, f
     live_bridge.clock.advance(500)
     live_bridge.post_alert(alert())
     live_bridge.settle()
-    assert live_bridge.only_incident()["state"] == sm.DONE
+    assert live_bridge.only_incident()["state"] == sm.OUT_OF_SERVICE
     assert fake_nova.calls == [("force_down", "compute-01"), ("disable", "compute-01")]
 
 
@@ -211,7 +211,7 @@ def test_nova_error_holds_the_incident_with_the_error_then_retry_completes(live_
     assert ("force_down", "compute-03") not in fake_nova.calls
     live_bridge.admin("POST", f"/v1/incidents/{inc['id']}/retry", json={"reason": "nova is back"})
     live_bridge.settle()
-    assert live_bridge.store.get_incident(inc["id"])["state"] == sm.DONE
+    assert live_bridge.store.get_incident(inc["id"])["state"] == sm.OUT_OF_SERVICE
     assert fake_nova.calls[-2:] == [("force_down", "compute-03"), ("disable", "compute-03")]
 
 
@@ -221,7 +221,7 @@ def test_dry_run_records_what_would_be_called_and_calls_nothing(make_bridge, fak
     bridge.confirm("compute-01")
     bridge.settle()
     inc = bridge.only_incident()
-    assert inc["state"] == sm.DONE and inc["dry_run"] is True
+    assert inc["state"] == sm.OUT_OF_SERVICE and inc["dry_run"] is True
     assert fake_nova.calls == [] and not fake_nova.services["compute-01"]["forced_down"]
     planned = [t["detail"] for t in inc["timeline"] if t["cause"].startswith("dry-run: would call")]
     assert [p["call"] for p in planned] == ["force_down", "disable"]
@@ -233,7 +233,7 @@ def test_dry_run_without_a_cloud(bridge):
     bridge.confirm("anything-at-all")
     bridge.settle()
     inc = bridge.only_incident()
-    assert inc["state"] == sm.DONE and inc["host"] == "anything-at-all"
+    assert inc["state"] == sm.OUT_OF_SERVICE and inc["host"] == "anything-at-all"
 
 
 def test_long_fingerprints_and_host_names_are_stored_not_refused(bridge):
@@ -243,7 +243,7 @@ def test_long_fingerprints_and_host_names_are_stored_not_refused(bridge):
     assert bridge.confirm(long_host).status_code == 201
     bridge.settle()
     inc = bridge.only_incident()
-    assert inc["host"] == long_host and inc["state"] == sm.DONE
+    assert inc["host"] == long_host and inc["state"] == sm.OUT_OF_SERVICE
 
 
 def test_steps_already_done_in_nova_are_skipped_not_repeated(live_bridge, fake_nova):

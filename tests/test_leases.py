@@ -79,13 +79,13 @@ def test_many_workers_take_each_signal_in_once_and_run_each_step_once(live_bridg
     assert errors(at_once(*(lambda e=e: [e.run_once() for _ in range(30)] for e in engines))) == []
     incidents = live_bridge.store.list_incidents()
     assert sorted(i["host"] for i in incidents) == ["compute-01", "compute-03"]
-    assert all(i["state"] == sm.DONE for i in incidents)
+    assert all(i["state"] == sm.OUT_OF_SERVICE for i in incidents)
     assert sorted(fake_nova.calls) == sorted([("force_down", "compute-01"), ("disable", "compute-01"),
                                               ("force_down", "compute-03"), ("disable", "compute-03")])
     for inc in incidents:
         detail = live_bridge.store.get_incident(inc["id"])
         moves = [t["to_state"] for t in detail["timeline"] if t["from_state"] != t["to_state"]]
-        assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+        assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
         assert sum("alert joined" in t["cause"] for t in detail["timeline"]) == (2 if inc["host"] == "compute-01" else 0)
 
 

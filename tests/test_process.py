@@ -37,10 +37,10 @@ def test_sigkill_with_an_open_incident_resumes_and_completes_once(bridge_process
          restarted.url], env={**restarted.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN},
         capture_output=True, text=True, timeout=60)
     assert confirm.returncode == 0, confirm.stderr
-    done = restarted.wait_for_incident("compute-01", sm.DONE)
+    done = restarted.wait_for_incident("compute-01", sm.OUT_OF_SERVICE)
     assert done["id"] == incident["id"]
     moves = [t["to_state"] for t in done["timeline"] if t["from_state"] != t["to_state"]]
-    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
     assert len(restarted.incidents()) == 1
 
 
@@ -61,7 +61,7 @@ def test_on_postgresql_two_workers_take_an_alert_and_a_confirmation_to_done(post
     assert bridge.post_alert("alertmanager", sample("webhook_firing_api_v2.json")).status_code == 202
     bridge.wait_for_incident("compute-01", sm.FENCING)
     assert bridge.confirm("compute-01").status_code == 201
-    done = bridge.wait_for_incident("compute-01", sm.DONE)
+    done = bridge.wait_for_incident("compute-01", sm.OUT_OF_SERVICE)
     moves = [t["to_state"] for t in done["timeline"] if t["from_state"] != t["to_state"]]
-    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
     assert done["dry_run"] is True and len(bridge.incidents()) == 1

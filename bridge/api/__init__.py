@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from bridge.api import alerts, health, hosts, incidents
 from bridge.engine import utcnow
+from bridge.inventory import Inventory
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -22,12 +23,17 @@ class JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(o)
 
 
-def create_app(config, store, engine=None, clock=utcnow) -> Flask:
-    """The app serves requests; `engine` (optional) is woken after every write."""
+def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | None = None) -> Flask:
+    """The app serves requests; `engine` (optional) is woken after every write. Host names
+    resolve through `inventory` (the engine's, or one without a cloud)."""
+    if inventory is None:
+        inventory = engine.inventory if engine is not None else \
+            Inventory(store, None, ttl=config["nova"]["inventory_ttl"], clock=clock)
     app = Flask("bridge")
     app.json = JSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"]
-    app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock}
+    app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
+                                "inventory": inventory}
     for module in (alerts, incidents, hosts, health):
         app.register_blueprint(module.bp)
 

@@ -15,6 +15,10 @@ def store():
     return current_app.extensions["bridge"]["store"]
 
 
+def inventory():
+    return current_app.extensions["bridge"]["inventory"]
+
+
 def now():
     return current_app.extensions["bridge"]["clock"]()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort
 
-from bridge.api.context import config, json_body, now, require_admin, store, wake_engine
-from bridge.rules import resolve_host
+from bridge.api.context import config, inventory, json_body, now, require_admin, store, wake_engine
+from bridge.inventory import InventoryUnavailable
 
 bp = Blueprint("hosts", __name__)
 
@@ -20,12 +20,14 @@ def fence_confirmation(host: str):
     operator = body.get("operator")
     if operator is not None and (not isinstance(operator, str) or len(operator) > 200):
         abort(400, "operator: must be a string of at most 200 characters")
-    known, _ = store().inventory()
-    if known:  # with a cloud, only hosts Nova knows can be confirmed
-        resolved, why = resolve_host(host, known)
-        if resolved is None:
-            abort(404, why)
-        host = resolved
+    # the same resolution as for alerts: with a cloud, only a host Nova knows can be confirmed
+    try:
+        resolved, why = inventory().resolve(host)
+    except InventoryUnavailable as exc:
+        abort(503, f"cannot check {host!r} against Nova: {exc}; retry")
+    if resolved is None:
+        abort(404, why)
+    host = resolved
     actor = f"{token_name} ({operator.strip()})" if operator and operator.strip() else token_name
     window = config()["fencing"]["confirmation_window"]
     record = store().add_confirmation(host, actor, reason.strip(), now(), window,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, request
 
-from bridge.api.context import json_body, now, require_admin, store, wake_engine
+from bridge.api.context import config, json_body, now, require_admin, store, wake_engine
+from bridge.engine import policy_from
 
 bp = Blueprint("incidents", __name__)
 
@@ -43,7 +44,7 @@ def operator_action(incident_id: int, action: str):
     if not reason:
         abort(400, "reason: required, a non-empty string")
     try:
-        incident = store().operator_action(incident_id, action, actor, reason, now())
+        incident = store().operator_action(incident_id, action, actor, reason, now(), policy_from(config()))
     except LookupError as exc:
         abort(404, str(exc))
     except ValueError as exc:

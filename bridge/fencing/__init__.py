@@ -1,15 +1,12 @@
-"""Fencing drivers: each asks for a host to be fenced; proof is recorded as evidence.
-
-A driver's proof is a power-off read back or an explicit confirmation; a time-out or an
-unreadable state is never proof.
-"""
+"""Fencing drivers behind one interface (bridge.fencing.base.FencingDriver)."""
 
 from __future__ import annotations
 
+from bridge.fencing.base import FencingDriver
 from bridge.fencing.manual import ManualFencing
 
-DRIVERS = {"manual": ManualFencing}
+DRIVERS: dict[str, type] = {"manual": ManualFencing}
 
 
-def driver_for(config) -> ManualFencing:
+def driver_for(config) -> FencingDriver:
     return DRIVERS[config["fencing"]["driver"]]()

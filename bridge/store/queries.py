@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import incidents as sm
-from bridge.incidents import Decision, Incident, Proof
+from bridge.effects import Evidence, Outcome
+from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
 from bridge.store.database import lock
@@ -20,16 +21,32 @@ SYSTEM = "bridge"
 
 
 @dataclass(frozen=True)
-class Claim:
+class Snapshot:
+    """One incident and everything decide() needs about it, read in one transaction."""
+
     incident: Incident
     epoch: int
     nudges: int
-    firing: int
-    proof: Proof | None
+    signals: Signals
+    evidence: tuple[Evidence, ...]
+    proof: Evidence | None
+    busy: bool = False  # leased by a worker right now
+
+
+Claim = Snapshot  # what a worker holds while it has the lease
 
 
 def _row(row) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+def _incident(row) -> Incident:
+    return Incident(id=row.id, host=row.host, state=row.state, dry_run=row.dry_run,
+                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id)
+
+
+def _evidence(row) -> Evidence:
+    return Evidence(row.id, row.incident_id, row.host, row.kind, row.actor, row.reason, row.at, row.detail)
 
 
 def _timeline(conn, incident_id: int, now: datetime, from_state: str | None, to_state: str,
@@ -80,7 +97,7 @@ class Store:
 
     def intake(self, signal_id: int, host: str | None, note: str, now: datetime, *,
                dry_run: bool, confirmation_window: float) -> int | None:
-        """Attach one stored signal to its host's incident (opening one if needed).
+        """Attach one stored signal to its host's incident, as incidents.admit() says.
 
         Returns the incident id it touched, or None. A signal is taken in once: the
         conditional update is the claim, whichever worker gets there first.
@@ -92,40 +109,47 @@ class Store:
             if taken.rowcount != 1:
                 return None
             sig = conn.execute(sa.select(signals).where(signals.c.id == signal_id)).one()
-            if sig.kind != HOST_DOWN:
-                return None
-            if sig.status == RESOLVED:
+            if sig.kind == HOST_DOWN and sig.status == RESOLVED:
                 return self._intake_resolved(conn, sig, now)
-            if host is None:
-                return None
-            # another worker may be opening this host's incident right now (or storing a
-            # confirmation for it): wait for it, then join what it committed
-            lock(conn, f"host:{host}")
-            open_incident = conn.execute(sa.select(incidents).where(
+            if host is not None:
+                # another worker may be opening this host's incident right now (or storing a
+                # confirmation for it): wait for it, then join what it committed
+                lock(conn, f"host:{host}")
+            row = None if host is None else conn.execute(sa.select(incidents).where(
                 incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
-            if open_incident is not None:
-                conn.execute(signals.update().where(signals.c.id == signal_id)
-                             .values(incident_id=open_incident.id))
-                self._nudge(conn, open_incident.id, now)
-                _timeline(conn, open_incident.id, now, open_incident.state, open_incident.state,
-                          f"alert joined: {sig.source} {sig.fingerprint} ({sig.rule})",
-                          detail={"signal_id": signal_id})
-                return open_incident.id
+            admission = sm.admit(sig.kind == HOST_DOWN, sig.status == FIRING, host,
+                                 None if row is None else _incident(row), sig.source, sig.fingerprint, sig.rule)
+            if admission.action == sm.RECORD:
+                return None
+            if admission.action in (sm.JOIN, sm.ATTACH):
+                conn.execute(signals.update().where(signals.c.id == signal_id).values(incident_id=row.id))
+                if admission.action == sm.JOIN:
+                    self._nudge(conn, row.id, now)
+                _timeline(conn, row.id, now, row.state, row.state, admission.cause, detail={"signal_id": signal_id})
+                return row.id
             incident_id = conn.execute(incidents.insert().values(
                 host=host, state=sm.SUSPECTED, dry_run=dry_run, opened_at=now, updated_at=now,
                 due_at=now, epoch=0, nudges=0)).inserted_primary_key[0]
             conn.execute(signals.update().where(signals.c.id == signal_id).values(incident_id=incident_id))
-            _timeline(conn, incident_id, now, None, sm.SUSPECTED,
-                      f"alert: {sig.source} {sig.fingerprint} ({sig.rule}) says {host} is down",
+            _timeline(conn, incident_id, now, None, sm.SUSPECTED, admission.cause,
                       detail={"signal_id": signal_id, "dry_run": dry_run})
-            # a confirmation that arrived first (the monitor fenced before alerting) counts
-            early = conn.execute(evidence.update().where(
-                evidence.c.host == host, evidence.c.incident_id.is_(None), evidence.c.expires_at > now,
-            ).values(incident_id=incident_id).returning(evidence.c.id, evidence.c.actor))
-            for ev in early:
+            self._bind_early_confirmations(conn, host, incident_id, now)
+            return incident_id
+
+    def _bind_early_confirmations(self, conn, host: str, incident_id: int, now: datetime) -> None:
+        """A confirmation that arrived first (the monitor fenced before alerting) may count."""
+        last_closed = conn.execute(sa.select(sa.type_coerce(sa.func.max(incidents.c.closed_at), UTCDateTime))
+                                   .where(incidents.c.host == host)).scalar()
+        waiting = conn.execute(sa.select(evidence).where(
+            evidence.c.host == host, evidence.c.incident_id.is_(None)).order_by(evidence.c.id)).all()
+        for ev in waiting:
+            if not sm.early_confirmation_counts(ev.at, ev.expires_at, now, last_closed):
+                continue
+            bound = conn.execute(evidence.update().where(evidence.c.id == ev.id, evidence.c.incident_id.is_(None))
+                                 .values(incident_id=incident_id))
+            if bound.rowcount == 1:
                 _timeline(conn, incident_id, now, sm.SUSPECTED, sm.SUSPECTED,
                           f"earlier fencing confirmation by {ev.actor} counts", detail={"evidence_id": ev.id})
-            return incident_id
 
     def _intake_resolved(self, conn, sig, now: datetime) -> int | None:
         firing = conn.execute(sa.select(signals.c.incident_id).where(
@@ -189,59 +213,81 @@ class Store:
                 incidents.c.id == incident_id, incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
             ).values(lease_owner=owner, lease_expires=now + timedelta(seconds=lease_seconds),
                      epoch=incidents.c.epoch + 1).returning(*incidents.c)).first()
-            if row is None:
-                return None
-            return Claim(
-                incident=Incident(id=row.id, host=row.host, state=row.state, dry_run=row.dry_run,
-                                  fence_deadline=row.fence_deadline),
-                epoch=row.epoch, nudges=row.nudges,
-                firing=self._firing(conn, incident_id), proof=self._proof(conn, incident_id),
-            )
+            return None if row is None else self._snapshot(conn, row, now)
 
-    @staticmethod
-    def _firing(conn, incident_id: int) -> int:
+    def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+            return None if row is None else self._snapshot(conn, row, now)
+
+    def _snapshot(self, conn, row, now: datetime) -> Snapshot:
         latest: dict[tuple[str, str], str] = {}
         for sig in conn.execute(sa.select(signals.c.source, signals.c.fingerprint, signals.c.status)
-                                .where(signals.c.incident_id == incident_id).order_by(signals.c.id)):
+                                .where(signals.c.incident_id == row.id).order_by(signals.c.id)):
             latest[(sig.source, sig.fingerprint)] = sig.status
-        return sum(status == FIRING for status in latest.values())
-
-    @staticmethod
-    def _proof(conn, incident_id: int) -> Proof | None:
-        ev = conn.execute(sa.select(evidence).where(evidence.c.incident_id == incident_id)
-                          .order_by(evidence.c.id)).first()
-        return None if ev is None else Proof(ev.id, ev.kind, ev.actor, ev.reason, ev.at)
+        firing: dict[str, int] = {}
+        resolved: dict[str, int] = {}
+        for (source, _), status in latest.items():
+            counts = firing if status == FIRING else resolved
+            counts[source] = counts.get(source, 0) + 1
+        bound = tuple(_evidence(ev) for ev in conn.execute(
+            sa.select(evidence).where(evidence.c.incident_id == row.id).order_by(evidence.c.id)))
+        proof = next((ev for ev in bound if ev.id == row.proof_id), None)
+        busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
+        return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
 
     def commit(self, claim: Claim, owner: str, decision: Decision, now: datetime,
-               notes: list[tuple[str, dict]] = ()) -> bool:
-        """Record a step's outcome, if this worker still holds the lease."""
-        inc = claim.incident
+               outcome: Outcome | None = None, *, keep_lease: bool = False) -> bool:
+        """Record a step's outcome and decision, if this worker still holds the lease."""
         values: dict[str, Any] = {
-            "lease_owner": None, "lease_expires": None, "updated_at": now,
+            "updated_at": now,
             # an event that came in during the step means: look again now
             "due_at": sa.case((incidents.c.nudges != claim.nudges, sa.literal(now, UTCDateTime)),
                               else_=sa.literal(decision.due_at, UTCDateTime)),
         }
-        if decision.to_state is not None:
-            values["state"] = decision.to_state
-            if decision.to_state in sm.TERMINAL:
-                values["closed_at"] = now
-            if decision.to_state in sm.WAITING_FOR_PERSON:
-                values["resume_state"] = inc.state
-                values["last_error"] = decision.cause
-            if decision.fence_deadline is not None:
-                values["fence_deadline"] = decision.fence_deadline
+        if not keep_lease:
+            values.update(lease_owner=None, lease_expires=None)
         with self.engine.begin() as conn:
             done = conn.execute(incidents.update().where(
-                incidents.c.id == inc.id, incidents.c.epoch == claim.epoch, incidents.c.lease_owner == owner,
+                incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch,
+                incidents.c.lease_owner == owner,
             ).values(**values))
             if done.rowcount != 1:
                 return False  # the lease was lost: another worker owns this incident now
-            for cause, detail in notes:
-                _timeline(conn, inc.id, now, inc.state, inc.state, cause, detail=detail)
-            if decision.to_state is not None:
-                _timeline(conn, inc.id, now, inc.state, decision.to_state, decision.cause, detail=decision.detail)
+            self._record(conn, claim.incident, decision, now, outcome)
         return True
+
+    def _record(self, conn, inc: Incident, decision: Decision, now: datetime, outcome: Outcome | None,
+                actor: str = SYSTEM) -> None:
+        """Write what a decision says: its effect's outcome, its proof, its transition."""
+        if outcome is not None and outcome.note:
+            _timeline(conn, inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail)
+        if decision.to_state is None:
+            return
+        values: dict[str, Any] = {"state": decision.to_state, "resume_state": decision.resume_state,
+                                  "last_error": decision.last_error}
+        if decision.closes:
+            values.update(closed_at=now, due_at=None)
+        if decision.fence_deadline is not None:
+            values["fence_deadline"] = decision.fence_deadline
+        detail = dict(decision.detail)
+        if decision.proof is not None:
+            values["proof_id"] = self._bind_proof(conn, inc, decision.proof, now)
+            detail["evidence_id"] = values["proof_id"]
+        conn.execute(incidents.update().where(incidents.c.id == inc.id).values(**values))
+        _timeline(conn, inc.id, now, inc.state, decision.to_state, decision.cause, actor=actor, detail=detail)
+
+    @staticmethod
+    def _bind_proof(conn, inc: Incident, proof: Evidence, now: datetime) -> int:
+        if proof.id is None:  # found by a driver just now: recorded as this incident's evidence
+            return conn.execute(evidence.insert().values(
+                host=inc.host, incident_id=inc.id, kind=proof.kind, actor=proof.actor, reason=proof.reason,
+                at=proof.at, expires_at=proof.at, detail=proof.detail)).inserted_primary_key[0]
+        owned = conn.execute(sa.select(evidence.c.id).where(
+            evidence.c.id == proof.id, evidence.c.incident_id == inc.id, evidence.c.host == inc.host)).first()
+        if owned is None:  # decide() never names foreign proof; the database says so too
+            raise ValueError(f"evidence {proof.id} does not belong to incident {inc.id}")
+        return proof.id
 
     def _nudge(self, conn, incident_id: int, now: datetime) -> None:
         conn.execute(incidents.update().where(incidents.c.id == incident_id)
@@ -257,52 +303,45 @@ class Store:
 
     def add_confirmation(self, host: str, actor: str, reason: str, now: datetime, window: float,
                          detail: dict) -> dict:
-        """Record manual fencing proof; it belongs to the host's open incident that has none yet,
-        or waits up to `window` seconds for the incident to open."""
+        """Record a person's fencing confirmation as evidence. It belongs to the host's open
+        incident (more evidence, if it has proof already), or, with none open, waits up to
+        `window` seconds for the host's next incident (incidents.early_confirmation_counts)."""
         with self.engine.begin() as conn:
             lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
             inc = conn.execute(sa.select(incidents).where(
                 incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
-            target = None
-            if inc is not None and self._proof(conn, inc.id) is None:
-                target = inc.id
+            target = None if inc is None else inc.id
+            expires = now + timedelta(seconds=window)
             evidence_id = conn.execute(evidence.insert().values(
                 host=host, incident_id=target, kind="manual", actor=actor, reason=reason, at=now,
-                expires_at=now + timedelta(seconds=window), detail=detail)).inserted_primary_key[0]
+                expires_at=now if target else expires, detail=detail)).inserted_primary_key[0]
             if target is not None:
                 self._nudge(conn, target, now)
-                _timeline(conn, target, now, inc.state, inc.state, f"fencing confirmed by {actor}: {reason}",
+                more = " (more evidence)" if inc.proof_id is not None else ""
+                _timeline(conn, target, now, inc.state, inc.state, f"fencing confirmed by {actor}: {reason}{more}",
                           actor=actor, detail={"evidence_id": evidence_id})
         return {"evidence_id": evidence_id, "incident_id": target, "host": host, "actor": actor,
-                "reason": reason, "at": now, "expires_at": None if target else now + timedelta(seconds=window)}
+                "reason": reason, "at": now, "expires_at": None if target else expires}
 
-    def operator_action(self, incident_id: int, action: str, actor: str, reason: str, now: datetime) -> dict:
-        """retry: a held or failed incident goes back to the step it stopped at.
-        close: the incident ends here; Nova is not touched."""
+    def operator_action(self, incident_id: int, action: str, actor: str, reason: str, now: datetime,
+                        policy: Policy = Policy()) -> dict:
+        """A person's retry or close, as decide() rules on it. LookupError: no such incident;
+        ValueError: refused now (the message says why)."""
         with self.engine.begin() as conn:
-            # FOR UPDATE: two operators at once on PostgreSQL would both pass the checks below
-            inc = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
-            if inc is None:
+            # FOR UPDATE: two operators at once on PostgreSQL would both pass decide()
+            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
+            if row is None:
                 raise LookupError(f"no incident {incident_id}")
-            if inc.lease_owner is not None and inc.lease_expires > now:
-                # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
-                raise ValueError(f"incident {incident_id} is in the middle of a step; try again in a moment")
-            if action == "retry":
-                if inc.state not in sm.WAITING_FOR_PERSON:
-                    raise ValueError(f"incident {incident_id} is {inc.state}; only held or failed ones can be retried")
-                to_state = inc.resume_state or sm.SUSPECTED
-                if to_state == sm.FENCING:  # a fresh wait, not an instant second timeout
-                    to_state = sm.SUSPECTED
-                values = {"state": to_state, "due_at": now, "last_error": None, "resume_state": None}
-            else:
-                if inc.closed_at is not None:
-                    raise ValueError(f"incident {incident_id} is already {inc.state}")
-                to_state = sm.CLOSED
-                values = {"state": to_state, "closed_at": now, "due_at": None}
-            conn.execute(incidents.update().where(incidents.c.id == incident_id)
-                         .values(updated_at=now, nudges=incidents.c.nudges + 1, epoch=incidents.c.epoch + 1,
-                                 **values))
-            _timeline(conn, incident_id, now, inc.state, to_state, f"{action} by {actor}: {reason}", actor=actor)
+            snap = self._snapshot(conn, row, now)
+            decision = sm.decide(sm.Facts(
+                now=now, incident=snap.incident, signals=snap.signals, evidence=snap.evidence, proof=snap.proof,
+                policy=policy, action=OperatorAction(action, actor, reason), busy=snap.busy))
+            if decision.refused:
+                raise ValueError(decision.refused)
+            conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
+                updated_at=now, due_at=decision.due_at, nudges=incidents.c.nudges + 1,
+                epoch=incidents.c.epoch + 1))
+            self._record(conn, snap.incident, decision, now, None, actor=actor)
         return self.get_incident(incident_id)
 
     # ---- read side -------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Table definitions used by queries. The schema itself is owned by the migrations."""
+"""The schema, defined once: every table and index as the migrations leave the database.
+
+tests/test_schema.py migrates an empty database (SQLite and PostgreSQL) and compares it with
+this metadata; a migration that forgets something here, or the reverse, fails that test.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,17 @@ class UTCDateTime(TypeDecorator):
 
 metadata = sa.MetaData()
 
+# 0001 made these varchar(n); 0002 made them text on PostgreSQL (SQLite ignores n anyway)
+def Name(length: int = 255):  # noqa: N802 - a column type
+    return sa.String(length).with_variant(sa.Text(), "postgresql")
+
+
 signals = sa.Table(
     "signals", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("dedup_key", sa.Text, nullable=False, unique=True),
+    sa.Column("dedup_key", Name(512), nullable=False, unique=True),
     sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("fingerprint", Name(), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("labels", sa.JSON, nullable=False),
     sa.Column("annotations", sa.JSON, nullable=False),
@@ -40,21 +49,24 @@ signals = sa.Table(
     sa.Column("ends_at", UTCDateTime),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
-    sa.Column("repeats", sa.Integer, nullable=False, default=0),
+    sa.Column("repeats", sa.Integer, nullable=False, server_default="0"),
     sa.Column("raw", sa.JSON, nullable=False),
-    sa.Column("rule", sa.Text),
+    sa.Column("rule", Name()),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("candidate_host", sa.Text),
-    sa.Column("host", sa.Text),
+    sa.Column("candidate_host", Name()),
+    sa.Column("host", Name()),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("processed_at", UTCDateTime),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id")),
 )
+sa.Index("signals_unprocessed", signals.c.processed_at, signals.c.id)
+sa.Index("signals_by_incident", signals.c.incident_id)
+sa.Index("signals_by_fingerprint", signals.c.source, signals.c.fingerprint)
 
 incidents = sa.Table(
     "incidents", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("host", Name(), nullable=False),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("dry_run", sa.Boolean, nullable=False),
     sa.Column("opened_at", UTCDateTime, nullable=False),
@@ -66,9 +78,15 @@ incidents = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("lease_owner", sa.String(255)),
     sa.Column("lease_expires", UTCDateTime),
-    sa.Column("epoch", sa.Integer, nullable=False, default=0),
-    sa.Column("nudges", sa.Integer, nullable=False, default=0),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("nudges", sa.Integer, nullable=False, server_default="0"),
+    # the evidence accepted as this incident's fencing proof (bound to this incident)
+    sa.Column("proof_id", sa.Integer),
 )
+# one open incident per host, enforced by the database itself
+sa.Index("one_open_incident_per_host", incidents.c.host, unique=True,
+         sqlite_where=sa.text("closed_at IS NULL"), postgresql_where=sa.text("closed_at IS NULL"))
+sa.Index("incidents_due", incidents.c.closed_at, incidents.c.due_at)
 
 timeline = sa.Table(
     "timeline", metadata,
@@ -78,22 +96,25 @@ timeline = sa.Table(
     sa.Column("from_state", sa.String(32)),
     sa.Column("to_state", sa.String(32), nullable=False),
     sa.Column("cause", sa.Text, nullable=False),
-    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("actor", Name(), nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+sa.Index("timeline_by_incident", timeline.c.incident_id, timeline.c.id)
 
 evidence = sa.Table(
     "evidence", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("host", Name(), nullable=False),
     sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id")),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("actor", Name(), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+sa.Index("evidence_by_host", evidence.c.host, evidence.c.incident_id)
+sa.Index("evidence_by_incident", evidence.c.incident_id)
 
 compute_hosts = sa.Table(
     "compute_hosts", metadata,

@@ -176,7 +176,7 @@ def assert_nova_untouched(incident: dict) -> None:
     """Dry-run, no cloud, no fencing proof: no step past fencing, no Nova call recorded."""
     assert incident["dry_run"] is True
     for entry in incident["timeline"]:
-        assert entry["to_state"] not in ("fenced", "forced_down", "nova_down", "done"), entry
+        assert entry["to_state"] not in ("fenced", "forced_down", "nova_down", "out_of_service"), entry
 
 
 def now() -> float:

@@ -105,7 +105,7 @@ def test_a_fenced_host_stays_out_of_service_when_node_exporter_returns(bridge_se
     node.stop()
     bridge_server.wait_for_incident("compute-01", "fencing", timeout=60)
     assert bridge_server.confirm("compute-01", reason="BMC reads chassis off").status_code == 201
-    done = bridge_server.wait_for_incident("compute-01", "done")
+    done = bridge_server.wait_for_incident("compute-01", "out_of_service")
 
     after = last_id(bridge_server)
     stack.start(node_exporter(workdir, node_port))
@@ -113,5 +113,5 @@ def test_a_fenced_host_stays_out_of_service_when_node_exporter_returns(bridge_se
     later = wait_until("the resolve on the timeline", lambda: (lambda inc: inc if any(
         t["cause"].startswith("alert resolved") for t in inc["timeline"]) else None)(
             bridge_server.incident(done["id"])), 30)
-    assert later["state"] == "done" and later["closed_at"] is None  # never back in service on "resolved"
+    assert later["state"] == "out_of_service" and later["closed_at"] is None  # never back in service on "resolved"
     assert len(bridge_server.incidents()) == 1

@@ -62,7 +62,7 @@ def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
     confirm = cli(bridge, "fence", "confirm", host, "--reason", "BMC shows chassis off", "--operator", "alice")
     assert confirm.returncode == 0, confirm.stderr
     assert f"counts for incident {incident['id']}" in confirm.stdout
-    done = bridge.wait_for_incident(host, sm.DONE)
+    done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE)
 
     svc = service(real_nova, host)
     assert svc.is_forced_down is True and svc.state == "down" and svc.status == "disabled"
@@ -76,7 +76,7 @@ def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
     shown = cli(bridge, "incidents", "show", str(done["id"]))
     assert shown.returncode == 0 and "fenced: manual by ops (alice): BMC shows chassis off" in shown.stdout
     listed = cli(bridge, "incidents", "list", "--host", host)
-    assert listed.returncode == 0 and " done " in listed.stdout
+    assert listed.returncode == 0 and " out_of_service " in listed.stdout
 
     # the figures the closing note asks for
     evidence_at = datetime.fromisoformat(done["evidence"][0]["at"].replace("Z", "+00:00"))
@@ -106,7 +106,7 @@ def test_nova_500_is_retried_with_backoff(tmp_path, real_nova, clean_hosts, brid
     bridge = bridge_process(live_config(tmp_path), env=bridge_env)
     bridge.post_alert("alertmanager", alert(host, "realnova-3"))
     bridge.confirm(host)
-    done = bridge.wait_for_incident(host, sm.DONE, timeout=30)
+    done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
     call = next(t["detail"] for t in done["timeline"] if t["cause"].startswith("nova force_down done"))
     assert [a["attempt"] for a in call["attempts"]] == [1, 2] and "500" in call["attempts"][0]["error"]
     assert service(real_nova, host).is_forced_down is True
@@ -125,7 +125,7 @@ def test_nova_that_keeps_failing_holds_the_incident_with_the_error_then_retry_co
     nova_proxy.clear()
     retried = cli(bridge, "incidents", "retry", str(held["id"]), "--reason", "nova is back")
     assert retried.returncode == 0, retried.stderr
-    bridge.wait_for_incident(host, sm.DONE, timeout=30)
+    bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
     assert service(real_nova, host).is_forced_down is True
 
 
@@ -157,9 +157,9 @@ def test_sigkill_mid_force_down_completes_exactly_once_after_restart(
         wait_until("the orphaned PUT to land", lambda: service(real_nova, host).is_forced_down, timeout=10)
 
     restarted = bridge_process(config, env=bridge_env)  # same database, new process
-    done = restarted.wait_for_incident(host, sm.DONE, timeout=60)
+    done = restarted.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=60)
     moves = [t["to_state"] for t in done["timeline"] if t["from_state"] != t["to_state"]]
-    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.DONE]
+    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
     assert nova_proxy.count("PUT", "/os-services") == 2  # exactly one force-down and one disable reached Nova
     svc = service(real_nova, host)
     assert svc.is_forced_down and svc.status == "disabled" and f"incident {done['id']}" in svc.disabled_reason
@@ -178,7 +178,7 @@ def test_an_older_cloud_gets_the_2_11_force_down_call(
     bridge = bridge_process(live_config(tmp_path), env=bridge_env)
     bridge.post_alert("alertmanager", alert(host, "realnova-old-cloud"))
     bridge.confirm(host)
-    done = bridge.wait_for_incident(host, sm.DONE)
+    done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE)
     assert nova_proxy.count("PUT", r"/os-services/force-down$") == 1
     assert nova_proxy.count("PUT", r"/os-services/disable-log-reason$") == 1
     assert nova_proxy.count("PUT", r"/os-services/[0-9a-f-]{36}$") == 0

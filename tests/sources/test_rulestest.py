@@ -108,3 +108,19 @@ def test_needs_no_secrets_but_a_valid_config(tmp_path):
     config.write_text("auth: {webhook_tokens: {zabbix: {env: UNSET_TOKEN_VARIABLE}}}\nrules: [{name: x, kind: page}]\n")
     result = rules_test("--source", "zabbix", SAMPLES / "zabbix/webhook_problem.json", "--config", config)
     assert result.exit_code == 1 and "configuration: rules[0].kind: 'page' is not one of" in result.output
+
+
+def test_the_verdict_comes_from_the_decision_core_not_from_prose(monkeypatch):
+    from bridge import incidents as sm
+    from bridge.rulestest import verdict
+    from bridge.rules import Mapping
+    from bridge.signals import Signal
+
+    signal = Signal("alertmanager", "fp", "firing", {"openstack_host": "compute-01"}, {}, None)
+    mapping = Mapping("r", "host_down", "compute-01", "rule 'r': host 'compute-01'")
+    assert verdict(signal, mapping, None).action.endswith("Nova is touched only after fencing proof")
+    real = sm.decide
+    # a core that would let a host without proof through is reported as such, not hidden by prose
+    monkeypatch.setattr(sm, "decide", lambda facts: sm.Decision(sm.FORCED_DOWN, "no gate")
+                        if facts.incident.state == sm.FENCED else real(facts))
+    assert "Nova is touched only after fencing proof" not in verdict(signal, mapping, None).action

@@ -1,0 +1,66 @@
+"""Nova's compute hosts, as the bridge knows them, and what a name given by an alert or a
+person means among them. Alerts and confirmations resolve names here, the same way."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Callable
+
+from bridge.nova import Nova, NovaError
+from bridge.rules import resolve_host
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0  # after a failed refresh, Nova is not asked again sooner
+
+
+class InventoryUnavailable(RuntimeError):
+    """A cloud is configured, but Nova has not told us its hosts yet."""
+
+
+class Inventory:
+    def __init__(self, store: Store, nova: Nova | None, *, ttl: float, clock: Callable[[], datetime]):
+        self.store = store
+        self.nova = nova
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tried: datetime | None = None
+
+    def known_hosts(self, refresh: bool = False) -> list[str] | None:
+        """The stored list, refreshed when old or asked to; None: no cloud to ask."""
+        if self.nova is None:
+            return None
+        with self._lock:  # one refresh at a time; the others then read its result
+            hosts, refreshed = self.store.inventory()
+            now = self.clock()
+            stale = refreshed is None or now - refreshed > timedelta(seconds=self.ttl)
+            recently_tried = self._tried is not None and now - self._tried < timedelta(seconds=RETRY_SECONDS)
+            if (stale or refresh) and not recently_tried:
+                self._tried = now
+                try:
+                    services = self.nova.compute_services()
+                except NovaError as exc:
+                    log.warning("cannot refresh the compute host inventory: %s", exc)
+                else:
+                    self.store.replace_inventory(services, now)
+                    return [s["host"] for s in services]
+        return hosts
+
+    def resolve(self, candidate: str) -> tuple[str | None, str]:
+        """The Nova host a name means, and how it was found (or why none).
+
+        Raises InventoryUnavailable when a cloud is configured but no host list could be had:
+        nothing may act on a host that cannot be checked.
+        """
+        known = self.known_hosts()
+        host, how = resolve_host(candidate, known)
+        if host is None and known is not None:
+            known = self.known_hosts(refresh=True)  # a host added since the last refresh
+            host, how = resolve_host(candidate, known)
+        if host is None and not known and known is not None:
+            raise InventoryUnavailable("no compute host inventory from Nova yet")
+        return host, how

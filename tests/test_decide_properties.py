@@ -1,0 +1,219 @@
+"""Property-based tests of the decision core (hypothesis): random facts snapshots, and random
+orders of events played through decide() and the intake rules, never break the safety rules:
+
+- no Nova effect is decided without fencing proof that belongs to that incident and host;
+- decide() makes only the transitions in incidents.TRANSITIONS;
+- an out-of-service incident never fences again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge import incidents as sm
+from bridge.effects import EFFECT_TYPES, Evidence, FenceCheck, FenceRequest, Outcome
+from bridge.incidents import Facts, Incident, OperatorAction, Policy, Signals, decide
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+HOSTS = ("compute-01", "compute-02")
+THIS = 1  # the incident under decision
+EXAMPLES = int(os.environ.get("DECIDE_EXAMPLES", "10000"))  # CI runs at least 10,000
+
+offsets = st.integers(min_value=-900, max_value=900).map(lambda s: NOW + timedelta(seconds=s))
+maybe_time = st.none() | offsets
+hosts = st.sampled_from(HOSTS)
+states = st.sampled_from(sm.STATES)
+
+evidence = st.builds(Evidence, id=st.none() | st.integers(1, 50), incident_id=st.sampled_from([None, THIS, 2, 3]),
+                     host=hosts, kind=st.sampled_from(["manual", "redfish"]), actor=st.just("ops"),
+                     reason=st.just("PDU off"), at=offsets)
+effects = st.one_of(*(st.builds(t, host=hosts) for t in EFFECT_TYPES))
+outcomes = st.builds(Outcome, effect=effects, note=st.none() | st.just("note"), dry_run=st.booleans(),
+                     error=st.none() | st.just("nova failed: 500"), proof=st.none() | evidence,
+                     refused=st.none() | st.just("no BMC"), recheck_at=maybe_time)
+incidents = st.builds(Incident, id=st.just(THIS), host=st.just("compute-01"), state=states, dry_run=st.booleans(),
+                      fence_deadline=maybe_time, resume_state=st.none() | states,
+                      proof_id=st.none() | st.integers(1, 50))
+actions = st.none() | st.builds(OperatorAction, st.sampled_from([sm.RETRY, sm.CLOSE, "reboot"]),
+                                st.just("ops"), st.just("why"))
+policies = st.builds(Policy, fencing_timeout=st.sampled_from([1, 300]), on_timeout=st.sampled_from([sm.HELD, sm.FAILED]))
+
+
+@st.composite
+def snapshots(draw):
+    bound = tuple(draw(st.lists(evidence, max_size=3)))
+    proof = draw(st.none() | (st.sampled_from(bound) if bound else evidence))
+    return Facts(now=NOW, incident=draw(incidents),
+                 signals=Signals({"alertmanager": draw(st.integers(0, 2))}, {"zabbix": draw(st.integers(0, 2))}),
+                 evidence=bound, proof=proof, policy=draw(policies), action=draw(actions), busy=draw(st.booleans()),
+                 outcome=draw(st.none() | outcomes))
+
+
+def owned(proof: Evidence | None, inc: Incident) -> bool:
+    return proof is not None and proof.id is not None and proof.incident_id == inc.id and proof.host == inc.host
+
+
+def check(facts: Facts, decision) -> None:
+    inc = facts.incident
+    if decision.effect is not None and decision.effect.touches_nova:
+        assert owned(facts.proof, inc), (facts, decision)
+        assert decision.effect.host == inc.host
+    if decision.to_state is not None:
+        assert decision.to_state in sm.TRANSITIONS[inc.state], (inc.state, decision)
+    if decision.to_state in (sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE) and facts.action is None:
+        assert owned(facts.proof, inc), (facts, decision)
+    if decision.to_state == sm.FENCED and facts.action is None:
+        assert decision.proof is not None and decision.proof.incident_id == inc.id and decision.proof.host == inc.host
+    if inc.state == sm.OUT_OF_SERVICE:
+        assert decision.effect is None and decision.to_state in (None, sm.CLOSED)
+    if decision.effect is not None:
+        assert decision.to_state is None  # an effect first; the transition comes with its outcome
+    if decision.refused is not None:
+        assert decision.to_state is None and decision.effect is None
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots())
+def test_random_snapshots_keep_the_safety_rules(facts):
+    check(facts, decide(facts))
+
+
+# ---- random orders of events for one host, through intake, decide() and a model executor ----
+
+EVENTS = st.one_of(
+    st.tuples(st.just("fire"), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("resolve"), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("confirm"), st.sampled_from(HOSTS)),
+    st.tuples(st.just("tick"), st.sampled_from([1, 30, 299, 601])),
+    st.tuples(st.just("step"), st.just(None)),
+    st.tuples(st.just("operator"), st.sampled_from([sm.RETRY, sm.CLOSE])),
+)
+
+
+class World:
+    """The store's bookkeeping in memory, for one host; decisions come from the real core."""
+
+    WINDOW = 600
+
+    def __init__(self):
+        self.now = NOW
+        self.incidents: list[dict] = []
+        self.evidence: list[dict] = []
+        self.firing: dict[int, set[str]] = {}
+        self.nova_calls: list[tuple[int, str, int]] = []  # (incident, effect, proof evidence id)
+        self.fence_requests: list[tuple[int, str]] = []  # (incident, state when asked)
+
+    def open(self) -> dict | None:
+        return next((i for i in self.incidents if i["closed_at"] is None), None)
+
+    def as_incident(self, row) -> Incident:
+        return Incident(row["id"], "compute-01", row["state"], False, row["deadline"], row["resume"], row["proof_id"])
+
+    def facts(self, row, **kw) -> Facts:
+        bound = tuple(Evidence(e["id"], e["incident_id"], e["host"], "manual", "ops", "off", e["at"])
+                      for e in self.evidence if e["incident_id"] == row["id"])
+        proof = next((e for e in bound if e.id == row["proof_id"]), None)
+        return Facts(now=self.now, incident=self.as_incident(row), signals=Signals({"am": len(self.firing[row["id"]])}),
+                     evidence=bound, proof=proof, policy=Policy(fencing_timeout=300), **kw)
+
+    def apply(self, row, decision) -> None:
+        if decision.to_state is None:
+            return
+        row["state"] = decision.to_state
+        row["resume"] = decision.resume_state
+        if decision.fence_deadline is not None:
+            row["deadline"] = decision.fence_deadline
+        if decision.proof is not None:
+            row["proof_id"] = decision.proof.id
+        if decision.closes:
+            row["closed_at"] = self.now
+
+    def run(self, effect, facts) -> Outcome:
+        inc = facts.incident
+        if isinstance(effect, FenceRequest):
+            self.fence_requests.append((inc.id, inc.state))
+            return Outcome(effect, "asked")
+        if isinstance(effect, FenceCheck):  # the manual driver's rule
+            found = next((e for e in facts.evidence if e.incident_id == inc.id and e.host == inc.host), None)
+            return Outcome(effect, proof=found)
+        self.nova_calls.append((inc.id, type(effect).__name__, facts.proof.id if facts.proof else None))
+        return Outcome(effect, "done")
+
+    def step(self) -> None:
+        row = self.open()
+        for _ in range(8):
+            if row is None:
+                return
+            facts = self.facts(row)
+            decision = decide(facts)
+            check(facts, decision)
+            if decision.effect is not None:
+                facts = dataclasses.replace(facts, outcome=self.run(decision.effect, facts))
+                decision = decide(facts)
+                check(facts, decision)
+            self.apply(row, decision)
+            if decision.to_state is None or decision.closes:
+                return
+
+    def event(self, kind, arg) -> None:
+        row = self.open()
+        if kind == "fire":
+            admission = sm.admit(True, True, "compute-01", row and self.as_incident(row), "am", arg, "r")
+            if admission.action == sm.OPEN:
+                row = {"id": len(self.incidents) + 1, "state": sm.SUSPECTED, "deadline": None, "resume": None,
+                       "proof_id": None, "closed_at": None, "opened_at": self.now}
+                self.incidents.append(row)
+                self.firing[row["id"]] = set()
+                last_closed = max((i["closed_at"] for i in self.incidents if i["closed_at"]), default=None)
+                for e in self.evidence:
+                    if e["host"] == "compute-01" and e["incident_id"] is None and \
+                            sm.early_confirmation_counts(e["at"], e["expires"], self.now, last_closed):
+                        e["incident_id"] = row["id"]
+            self.firing[row["id"]].add(arg)
+        elif kind == "resolve" and row is not None:
+            self.firing[row["id"]].discard(arg)
+        elif kind == "confirm":
+            target = row["id"] if row is not None and arg == "compute-01" else None
+            self.evidence.append({"id": len(self.evidence) + 1, "host": arg, "incident_id": target, "at": self.now,
+                                  "expires": self.now + timedelta(seconds=self.WINDOW), "given_to": target})
+        elif kind == "tick":
+            self.now += timedelta(seconds=arg)
+        elif kind == "step":
+            self.step()
+        elif kind == "operator" and row is not None:
+            facts = self.facts(row, action=OperatorAction(arg, "ops", "why"))
+            decision = decide(facts)
+            check(facts, decision)
+            self.apply(row, decision)
+
+
+@settings(max_examples=3_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EVENTS, max_size=30))
+def test_random_event_orders_keep_the_safety_rules(events):
+    world = World()
+    for kind, arg in events:
+        world.event(kind, arg)
+    opened = {i["id"]: i["opened_at"] for i in world.incidents}
+    for incident_id, _, proof_id in world.nova_calls:
+        assert proof_id is not None
+        proof = world.evidence[proof_id - 1]
+        assert proof["incident_id"] == incident_id and proof["host"] == "compute-01"
+        if proof["given_to"] == incident_id:
+            continue  # given while this incident was open
+        # an early confirmation: never one given before an earlier incident of the host ended
+        earlier_ends = [i["closed_at"] for i in world.incidents
+                        if i["id"] < incident_id and i["closed_at"] is not None and i["closed_at"] <= opened[incident_id]]
+        assert all(proof["at"] > end for end in earlier_ends)
+    # an out-of-service incident never asked for fencing again
+    for incident_id, state in world.fence_requests:
+        assert state == sm.SUSPECTED
+    # force-down before disable, each once per incident
+    for incident_id in opened:
+        calls = [name for i, name, _ in world.nova_calls if i == incident_id]
+        assert calls in ([], ["ForceDown"], ["ForceDown", "Disable"])
+
