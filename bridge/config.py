@@ -23,7 +23,19 @@ from bridge.sources.base import where
 
 DEFAULTS: dict[str, Any] = {
     "dry_run": True,
-    "server": {"bind": "127.0.0.1:8080", "workers": 2, "threads": 4, "max_body_bytes": 1024 * 1024},
+    "server": {
+        "bind": "127.0.0.1:8080",
+        "workers": 2,
+        "threads": 4,
+        "max_body_bytes": 1024 * 1024,
+        "worker_connections": 1000,
+        "keepalive": 5,
+        "header_timeout": 10,
+        "body_timeout": 30,
+        "limit_request_line": 4094,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+    },
     "database": {"url": "sqlite:///hostdown-bridge.sqlite"},
     "auth": {"webhook_tokens": {}, "admin_tokens": []},
     "nova": {

@@ -9,6 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from bridge.api import alerts, health, hosts, incidents
+from bridge.api.request import BoundedRequest
 from bridge.engine import utcnow
 
 
@@ -26,7 +27,8 @@ def create_app(config, store, engine=None, clock=utcnow) -> Flask:
     """The app serves requests; `engine` (optional) is woken after every write."""
     app = Flask("bridge")
     app.json = JSONProvider(app)
-    app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"]
+    app.request_class = BoundedRequest
+    app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock}
     for module in (alerts, incidents, hosts, health):
         app.register_blueprint(module.bp)
