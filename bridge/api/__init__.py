@@ -37,6 +37,9 @@ def create_app(config, store, engine=None, clock=utcnow) -> Flask:
     def _http_error(exc: HTTPException):
         response = jsonify(error=exc.name, message=exc.description)
         response.status_code = exc.code
+        for name, value in exc.get_headers():  # Allow on a 405, Retry-After on a 429
+            if name.lower() != "content-type":
+                response.headers[name] = value
         if exc.code == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response

@@ -56,3 +56,11 @@ def json_body() -> dict:
     if not isinstance(body, dict):
         abort(400, "body must be a JSON object")
     return body
+
+
+def required_reason(body: dict) -> str:
+    """The body's `reason`, stripped: 400 unless it is a string with a non-blank character."""
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        abort(400, "reason: required, a string that is not blank")
+    return reason.strip()

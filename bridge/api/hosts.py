@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort
 
 from bridge.api.context import config, json_body, now, require_admin, store, wake_engine
+from bridge.hostnames import check_host_name
 from bridge.rules import resolve_host
 
 bp = Blueprint("hosts", __name__)
@@ -12,6 +13,8 @@ bp = Blueprint("hosts", __name__)
 
 @bp.post("/v1/hosts/<host>/fence-confirmation")
 def fence_confirmation(host: str):
+    if (bad_host := check_host_name(host)) is not None:
+        abort(400, bad_host)
     token_name = require_admin()
     body = json_body()
     reason = body.get("reason")
