@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from bridge.api import alerts, health, hosts, incidents
+from bridge.api import alerts, health, hosts, incidents, ratelimit
 from bridge.api.request import BoundedRequest
 from bridge.engine import utcnow
 
@@ -30,6 +30,9 @@ def create_app(config, store, engine=None, clock=utcnow) -> Flask:
     app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock}
+    rates = config["server"]["rate_limit"]
+    if rates["enabled"]:
+        ratelimit.install(app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
     for module in (alerts, incidents, hosts, health):
         app.register_blueprint(module.bp)
 

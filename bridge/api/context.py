@@ -25,7 +25,7 @@ def wake_engine() -> None:
         engine.wake()
 
 
-def _bearer() -> str | None:
+def bearer() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -33,7 +33,7 @@ def _bearer() -> str | None:
 
 def require_webhook_token(source: str) -> None:
     expected = config().webhook_tokens.get(source)
-    token = _bearer()
+    token = bearer()
     if token is None:
         abort(401, "missing bearer token")
     if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
@@ -42,7 +42,7 @@ def require_webhook_token(source: str) -> None:
 
 def require_admin() -> str:
     """The name of the admin token presented; 401 without a valid one."""
-    token = _bearer()
+    token = bearer()
     if token is None:
         abort(401, "missing bearer token")
     for candidate, name in config().admin_tokens.items():
