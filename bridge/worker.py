@@ -31,6 +31,14 @@ def error_response(status: int, reason: str, message: str) -> bytes:
     return head.encode() + body
 
 
+def _receive(sock) -> bytes | None:
+    """What a readable non-blocking socket holds: b"" at its end or on an error, None if nothing yet."""
+    try:
+        return sock.recv(65536)
+    except OSError as exc:
+        return None if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else b""
+
+
 class BufferingThreadWorker(ThreadWorker):
     def init_process(self):
         server = self.app.bridge_config["server"]
@@ -61,12 +69,9 @@ class BufferingThreadWorker(ThreadWorker):
 
     def on_request_bytes(self, conn, _client, received: bytes | None = None):
         if received is None:
-            try:
-                received = conn.sock.recv(65536)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    return
-                received = b""
+            received = _receive(conn.sock)
+            if received is None:
+                return
             if not received:  # the client went away
                 self._stop_reading(conn)
                 self._drop(conn)
@@ -125,13 +130,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
 
     def _drain(self, conn, _client):
-        try:
-            more = conn.sock.recv(65536)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                return
-            more = b""
-        if not more:
+        if _receive(conn.sock) == b"":
             self._stop_draining(conn)
 
     def _stop_draining(self, conn):
