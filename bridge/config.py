@@ -17,13 +17,27 @@ from typing import Any
 
 import jinja2
 import jsonschema
+import limits
 import yaml
 
 from bridge.sources.base import where
 
 DEFAULTS: dict[str, Any] = {
     "dry_run": True,
-    "server": {"bind": "127.0.0.1:8080", "workers": 2, "threads": 4, "max_body_bytes": 1024 * 1024},
+    "server": {
+        "bind": "127.0.0.1:8080",
+        "workers": 2,
+        "threads": 4,
+        "max_body_bytes": 1024 * 1024,
+        "worker_connections": 1000,
+        "keepalive": 5,
+        "header_timeout": 10,
+        "body_timeout": 30,
+        "limit_request_line": 4094,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+        "rate_limit": {"enabled": True, "webhook": "5000/second", "admin": "50/second"},
+    },
     "database": {"url": "sqlite:///hostdown-bridge.sqlite"},
     "auth": {"webhook_tokens": {}, "admin_tokens": []},
     "nova": {
@@ -101,6 +115,17 @@ def _check_rules(rules: list[dict]) -> None:
                 raise ConfigError(f"{key}.host.regex: invalid regex: {exc}") from None
 
 
+def _check_rates(rates: dict) -> None:
+    for who in ("webhook", "admin"):
+        try:
+            items = limits.parse_many(rates[who])
+        except ValueError:
+            items = []
+        if not items or any(item.amount < 1 for item in items):
+            raise ConfigError(f"server.rate_limit.{who}: {rates[who]!r} is not COUNT/PERIOD (COUNT >= 1, "
+                              "PERIOD second, minute, hour or day), several joined by ';'")
+
+
 @dataclass(frozen=True)
 class Config:
     data: dict[str, Any]
@@ -131,6 +156,7 @@ def validate(raw: Any) -> dict:
         raise ConfigError(f"{where(error.absolute_path) if error.absolute_path else 'top level'}: {message}")
     data = _merge(DEFAULTS, raw)
     _check_rules(data["rules"])
+    _check_rates(data["server"]["rate_limit"])
     lease = data["engine"]["lease_seconds"]
     budget = data["nova"]["attempts"] * (data["nova"]["timeout"] + data["nova"]["backoff_max"])
     if lease <= budget:

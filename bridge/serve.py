@@ -6,6 +6,7 @@ from gunicorn.app.base import BaseApplication
 
 from bridge.app import build, build_store, configure_logging
 from bridge.config import Config
+from bridge.worker import BufferingThreadWorker
 
 
 class BridgeServer(BaseApplication):
@@ -20,8 +21,13 @@ class BridgeServer(BaseApplication):
         settings = {
             "bind": self.bind,
             "workers": self.workers,
-            "worker_class": "gthread",
+            "worker_class": BufferingThreadWorker,  # slow clients wait in the poller, not in a thread
             "threads": server["threads"],
+            "worker_connections": server["worker_connections"],
+            "keepalive": server["keepalive"],
+            "limit_request_line": server["limit_request_line"],
+            "limit_request_fields": server["limit_request_fields"],
+            "limit_request_field_size": server["limit_request_field_size"],
             "timeout": 60,
             "graceful_timeout": 10,
             "control_socket_disable": True,  # gunicorn >= 24 opens one in $HOME otherwise

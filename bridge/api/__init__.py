@@ -8,7 +8,8 @@ from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from bridge.api import alerts, health, hosts, incidents
+from bridge.api import alerts, health, hosts, incidents, ratelimit
+from bridge.api.request import BoundedRequest
 from bridge.engine import utcnow
 from bridge.inventory import Inventory
 
@@ -31,9 +32,13 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
             Inventory(store, None, ttl=config["nova"]["inventory_ttl"], clock=clock)
     app = Flask("bridge")
     app.json = JSONProvider(app)
-    app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"]
+    app.request_class = BoundedRequest
+    app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
                                 "inventory": inventory}
+    rates = config["server"]["rate_limit"]
+    if rates["enabled"]:
+        ratelimit.install(app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
     for module in (alerts, incidents, hosts, health):
         app.register_blueprint(module.bp)
 
@@ -41,6 +46,9 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     def _http_error(exc: HTTPException):
         response = jsonify(error=exc.name, message=exc.description)
         response.status_code = exc.code
+        for name, value in exc.get_headers():  # Allow on a 405, Retry-After on a 429
+            if name.lower() != "content-type":
+                response.headers[name] = value
         if exc.code == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response

@@ -29,7 +29,7 @@ def wake_engine() -> None:
         engine.wake()
 
 
-def _bearer() -> str | None:
+def bearer() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -37,7 +37,7 @@ def _bearer() -> str | None:
 
 def require_webhook_token(source: str) -> None:
     expected = config().webhook_tokens.get(source)
-    token = _bearer()
+    token = bearer()
     if token is None:
         abort(401, "missing bearer token")
     if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
@@ -46,7 +46,7 @@ def require_webhook_token(source: str) -> None:
 
 def require_admin() -> str:
     """The name of the admin token presented; 401 without a valid one."""
-    token = _bearer()
+    token = bearer()
     if token is None:
         abort(401, "missing bearer token")
     for candidate, name in config().admin_tokens.items():
@@ -60,3 +60,11 @@ def json_body() -> dict:
     if not isinstance(body, dict):
         abort(400, "body must be a JSON object")
     return body
+
+
+def required_reason(body: dict) -> str:
+    """The body's `reason`, stripped: 400 unless it is a string with a non-blank character."""
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        abort(400, "reason: required, a string that is not blank")
+    return reason.strip()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort
 
-from bridge.api.context import config, inventory, json_body, now, require_admin, store, wake_engine
+from bridge.api.context import config, inventory, json_body, now, require_admin, required_reason, store, wake_engine
+from bridge.hostnames import check_host_name
 from bridge.inventory import InventoryUnavailable
 
 bp = Blueprint("hosts", __name__)
@@ -13,10 +14,10 @@ bp = Blueprint("hosts", __name__)
 @bp.post("/v1/hosts/<host>/fence-confirmation")
 def fence_confirmation(host: str):
     token_name = require_admin()
+    if (bad_host := check_host_name(host)) is not None:
+        abort(400, bad_host)
     body = json_body()
-    reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        abort(400, "reason: required, a non-empty string")
+    reason = required_reason(body)
     operator = body.get("operator")
     if operator is not None and (not isinstance(operator, str) or len(operator) > 200):
         abort(400, "operator: must be a string of at most 200 characters")
@@ -30,7 +31,7 @@ def fence_confirmation(host: str):
     host = resolved
     actor = f"{token_name} ({operator.strip()})" if operator and operator.strip() else token_name
     window = config()["fencing"]["confirmation_window"]
-    record = store().add_confirmation(host, actor, reason.strip(), now(), window,
+    record = store().add_confirmation(host, actor, reason, now(), window,
                                       detail={"token": token_name, "operator": operator})
     wake_engine()
     return record, 201

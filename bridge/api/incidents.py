@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, request
 
-from bridge.api.context import config, json_body, now, require_admin, store, wake_engine
+from bridge.api.context import config, json_body, now, require_admin, required_reason, store, wake_engine
 from bridge.engine import policy_from
 
 bp = Blueprint("incidents", __name__)
+
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
+_MAX_ID = 2**63 - 1  # a larger id cannot exist in a 64-bit integer column
+
+
+def _only_query(*names: str) -> None:
+    unknown = sorted(set(request.args) - set(names))
+    if unknown:
+        abort(400, f"unknown query parameter {unknown[0]!r}; known: {', '.join(names)}")
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "0")
+    if value not in _FLAGS:
+        abort(400, f"{name}: must be one of 1, 0, true, false")
+    return _FLAGS[value]
 
 
 def _limit() -> int:
@@ -23,15 +39,16 @@ def _limit() -> int:
 @bp.get("/v1/incidents")
 def list_incidents():
     require_admin()
+    _only_query("state", "host", "open", "limit")
     items = store().list_incidents(state=request.args.get("state"), host=request.args.get("host"),
-                                   open_only=request.args.get("open") in ("1", "true"), limit=_limit())
+                                   open_only=_flag("open"), limit=_limit())
     return {"incidents": items}
 
 
 @bp.get("/v1/incidents/<int:incident_id>")
 def get_incident(incident_id: int):
     require_admin()
-    incident = store().get_incident(incident_id)
+    incident = store().get_incident(incident_id) if incident_id <= _MAX_ID else None
     if incident is None:
         abort(404, f"no incident {incident_id}")
     return incident
@@ -40,9 +57,9 @@ def get_incident(incident_id: int):
 @bp.post("/v1/incidents/<int:incident_id>/<any(retry, close):action>")
 def operator_action(incident_id: int, action: str):
     actor = require_admin()
-    reason = str(json_body().get("reason") or "").strip()
-    if not reason:
-        abort(400, "reason: required, a non-empty string")
+    reason = required_reason(json_body())
+    if incident_id > _MAX_ID:
+        abort(404, f"no incident {incident_id}")
     try:
         incident = store().operator_action(incident_id, action, actor, reason, now(), policy_from(config()))
     except LookupError as exc:
@@ -56,5 +73,6 @@ def operator_action(incident_id: int, action: str):
 @bp.get("/v1/signals")
 def list_signals():
     require_admin()
-    return {"signals": store().list_signals(unmapped=request.args.get("unmapped") in ("1", "true"),
+    _only_query("unmapped", "limit")
+    return {"signals": store().list_signals(unmapped=_flag("unmapped"),
                                             limit=_limit())}

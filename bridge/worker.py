@@ -1,0 +1,143 @@
+"""gunicorn's gthread worker, made to read each request whole before a thread takes it.
+
+The stock worker hands a connection to a thread as soon as its first bytes arrive, and the
+thread then blocks until the head and body are complete: a few clients that send half a
+request hold every thread. Here the poller reads requests without blocking; a thread gets a
+connection only once its whole request is buffered. A client gets server.header_timeout
+seconds for the head and server.body_timeout for the body, then a 408; a body over
+server.max_body_bytes gets a 413 whatever its transfer encoding, without being read.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import selectors
+import socket
+import time
+from functools import partial
+
+from gunicorn.workers.gthread import ThreadWorker
+
+from bridge.framing import COMPLETE, MORE, TOO_LARGE, RequestFraming
+
+_DRAIN_SECONDS = 2.0  # after a 413/408, how long to read and drop what the client still sends
+
+
+def error_response(status: int, reason: str, message: str) -> bytes:
+    body = json.dumps({"error": reason, "message": message}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def _receive(sock) -> bytes | None:
+    """What a readable non-blocking socket holds: b"" at its end or on an error, None if nothing yet."""
+    try:
+        return sock.recv(65536)
+    except OSError as exc:
+        return None if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else b""
+
+
+class BufferingThreadWorker(ThreadWorker):
+    def init_process(self):
+        server = self.app.bridge_config["server"]
+        self.header_timeout = server["header_timeout"]
+        self.body_timeout = server["body_timeout"]
+        self.max_body = server["max_body_bytes"]
+        self.max_head = self.cfg.limit_request_line + self.cfg.limit_request_fields * (
+            self.cfg.limit_request_field_size + 2)
+        self.reading: dict = {}  # conn -> deadline, for connections the poller is reading
+        self.draining: dict = {}  # conn -> deadline, for refused connections being closed
+        super().init_process()
+
+    # ---- the poller reads -------------------------------------------------------------
+
+    def enqueue_req(self, conn):
+        """Every path to a thread (accept, keep-alive, pipelining) first buffers a whole request."""
+        if getattr(conn, "buffered", False):
+            super().enqueue_req(conn)
+            return
+        conn.framing = RequestFraming(self.max_head, self.max_body)
+        if conn.parser is not None:  # bytes read ahead on a kept-alive connection
+            conn.framing.feed(conn.parser.unreader.take_buffered())
+        conn.sock.setblocking(False)
+        self.reading[conn] = time.monotonic() + self.header_timeout
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
+        if conn.framing.state != MORE:
+            self.on_request_bytes(conn, conn.sock, received=b"")
+
+    def on_request_bytes(self, conn, _client, received: bytes | None = None):
+        if received is None:
+            received = _receive(conn.sock)
+            if received is None:
+                return
+            if not received:  # the client went away
+                self._stop_reading(conn)
+                self._drop(conn)
+                return
+        in_body = conn.framing.in_body
+        state = conn.framing.feed(received)
+        if state == MORE:
+            if conn.framing.in_body and not in_body:
+                self.reading[conn] = time.monotonic() + self.body_timeout
+            return
+        self._stop_reading(conn)
+        if state == TOO_LARGE:
+            self._refuse(conn, error_response(
+                413, "Request Entity Too Large", f"body larger than server.max_body_bytes ({self.max_body})"))
+            return
+        # COMPLETE, or UNFRAMED: gunicorn's parser answers that with a 400 from the buffer
+        conn.buffered = True
+        conn.sock.setblocking(True)
+        super().enqueue_req(conn)
+
+    def handle(self, conn):
+        """In a thread: give the parser the buffered request, then serve it as gunicorn does."""
+        conn.init()
+        conn.parser.unreader.unread(bytes(conn.framing.buf))
+        conn.buffered = False
+        return super().handle(conn)
+
+    def _stop_reading(self, conn):
+        del self.reading[conn]
+        self.poller.unregister(conn.sock)
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, deadline in list(self.reading.items()):
+            if deadline <= now:
+                self._stop_reading(conn)
+                what, key = ("body", "body_timeout") if conn.framing.in_body else ("head", "header_timeout")
+                self._refuse(conn, error_response(
+                    408, "Request Timeout", f"request {what} not received within server.{key}"))
+        for conn, deadline in list(self.draining.items()):
+            if deadline <= now:
+                self._stop_draining(conn)
+
+    # ---- refusing without a thread -----------------------------------------------------
+
+    def _refuse(self, conn, response: bytes):
+        """Send a short error, then read and drop the rest for a moment so it is not lost to a reset."""
+        try:
+            conn.sock.send(response)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(conn)
+            return
+        self.draining[conn] = time.monotonic() + _DRAIN_SECONDS
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
+
+    def _drain(self, conn, _client):
+        if _receive(conn.sock) == b"":
+            self._stop_draining(conn)
+
+    def _stop_draining(self, conn):
+        del self.draining[conn]
+        self.poller.unregister(conn.sock)
+        self._drop(conn)
+
+    def _drop(self, conn):
+        self.nr_conns -= 1
+        conn.close()
