@@ -3,17 +3,19 @@
 Runs the bridge as a real gunicorn process against the real Nova of tests/realnova
 (start it first: python -m tests.realnova.novalab up). Each round: an Alertmanager
 alert for a host, wait for the incident to ask for fencing, confirm, wait until done,
-then put the host back. Prints, per round and in summary, the total and its parts:
+then put the host back. Prints, per round and in summary (p50, p99), the total and its parts:
 Nova's own time (service lookup + PUT) and the bridge's own work (the rest).
 
-    .venv/bin/python benchmarks/fence_to_force_down.py [--rounds 10]
+    .venv/bin/python benchmarks/fence_to_force_down.py [--rounds 40]
+
+Last line: fence_to_force_down n=N total_p50_ms=x total_p99_ms=x bridge_p50_ms=x bridge_p99_ms=x
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import math
 import sys
 import tempfile
 import time
@@ -32,7 +34,7 @@ def stamp(text: str) -> datetime:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
     lab = NovaLab()
     if not lab.is_running():
@@ -70,16 +72,27 @@ def main() -> int:
             lab.reset_host(host)
     own = [t - n for t, n in zip(totals, nova_parts)]
 
-    def summary(name, values):
+    def summary(name, values) -> tuple[float, float]:
         ms = sorted(v * 1000 for v in values)
-        print(f"{name:<42} median {statistics.median(ms):7.1f} ms   min {ms[0]:7.1f}   max {ms[-1]:7.1f}")
+        p50, p99 = percentile(ms, 50), percentile(ms, 99)
+        print(f"{name:<46} {p50:8.1f} {p99:8.1f} {ms[0]:8.1f} {ms[-1]:8.1f}")
+        return p50, p99
 
     print(f"\n{args.rounds} rounds against nova at {lab.endpoint}")
+    print(f"{'':<46} {'p50 ms':>8} {'p99 ms':>8} {'min':>8} {'max':>8}")
     summary("alert POST -> 202 (stored)", accept)
-    summary("confirmation accepted -> force-down returned", totals)
+    total = summary("confirmation accepted -> force-down returned", totals)
     summary("  of which Nova (service lookup + PUT)", nova_parts)
-    summary("  of which the bridge's own work", own)
+    bridge_own = summary("  of which the bridge's own work", own)
+    print(f"fence_to_force_down n={len(totals)} total_p50_ms={total[0]:.1f} total_p99_ms={total[1]:.1f} "
+          f"bridge_p50_ms={bridge_own[0]:.1f} bridge_p99_ms={bridge_own[1]:.1f}")
     return 0
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ordered list."""
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ nothing twice.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import socket
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bridge import incidents as sm
@@ -57,6 +58,7 @@ class Engine:
         self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
+        self._next_wakeup = itertools.count()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -73,7 +75,8 @@ class Engine:
 
     def stop(self, timeout: float = 10) -> None:
         self._stopping.set()
-        self.wake()
+        for event in self._wakeups:
+            event.set()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -81,8 +84,9 @@ class Engine:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def wake(self) -> None:
-        for event in self._wakeups:
-            event.set()
+        """One thread per event: several at once would only queue for the database's write lock."""
+        if self._wakeups:
+            self._wakeups[next(self._next_wakeup) % len(self._wakeups)].set()
 
     def _loop(self, event: threading.Event) -> None:
         idle = self.config["engine"]["idle_poll"]
@@ -135,27 +139,44 @@ class Engine:
                      proof=snapshot.proof, policy=self.policy)
 
     def step(self, incident_id: int) -> bool:
-        """Advance one incident as far as it goes without waiting. True if it moved."""
-        claim = self.store.claim(incident_id, self.owner, self.clock(), self.config["engine"]["lease_seconds"])
-        if claim is None:
+        """Advance one incident as far as it goes without waiting. True if it moved.
+
+        The lease is taken before any effect that changes the world; a step whose effect only
+        reads (a fencing check) runs on an unleased snapshot and lands only if nothing changed
+        meanwhile, taking the lease for the steps after it in the same transaction.
+        """
+        lease = self.config["engine"]["lease_seconds"]
+        now = self.clock()
+        claim, leased = self.store.snapshot(incident_id, now), False
+        if claim is None or claim.busy or claim.incident.state in sm.TERMINAL:
             return False
         for n in range(MAX_STEPS_PER_CLAIM):
-            now = self.clock()
             facts = self.facts(claim, now)
             decision = sm.decide(facts)
+            if decision.effect is not None and decision.effect.mutates and not leased:
+                claim, leased = self.store.claim(incident_id, self.owner, now, lease), True
+                if claim is None:
+                    return False
+                facts = self.facts(claim, now)
+                decision = sm.decide(facts)
             outcome = None
             if decision.effect is not None:
                 outcome = self.executor.run(decision.effect, facts)
-                decision = sm.decide(dataclasses.replace(facts, outcome=outcome))
+                now = self.clock()  # the outcome is recorded when it came
+                decision = sm.decide(dataclasses.replace(facts, now=now, outcome=outcome))
             go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
                      and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM)
-            if not self.store.commit(claim, self.owner, decision, now, outcome, keep_lease=go_on):
-                log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
+            if not self.store.commit(claim, self.owner, decision, now, outcome, keep_lease=go_on,
+                                     lease_until=None if leased else now + timedelta(seconds=lease)):
+                if leased:
+                    log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
             if decision.to_state:
                 log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
                          claim.incident.state, decision.to_state, decision.cause)
+            epoch = claim.epoch if leased else claim.epoch + 1
             if not go_on:
-                return True
-            claim = dataclasses.replace(self.store.snapshot(incident_id, now), epoch=claim.epoch)
+                return decision.to_state is not None or outcome is not None
+            now = self.clock()
+            claim, leased = dataclasses.replace(self.store.snapshot(incident_id, now), epoch=epoch), True
         return True

@@ -237,20 +237,32 @@ class Store:
         return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
 
     def commit(self, claim: Claim, owner: str, decision: Decision, now: datetime,
-               outcome: Outcome | None = None, *, keep_lease: bool = False) -> bool:
-        """Record a step's outcome and decision, if this worker still holds the lease."""
+               outcome: Outcome | None = None, *, keep_lease: bool = False,
+               lease_until: datetime | None = None) -> bool:
+        """Record a step's outcome and decision, if this worker still holds the lease.
+
+        With `lease_until`, the step ran on an unleased snapshot (its effect changed nothing):
+        it lands only if nobody moved or leased the incident since, and takes the lease until
+        then when `keep_lease`, so the next step needs no claim of its own.
+        """
         values: dict[str, Any] = {
             "updated_at": now,
             # an event that came in during the step means: look again now
             "due_at": sa.case((incidents.c.nudges != claim.nudges, sa.literal(now, UTCDateTime)),
                               else_=sa.literal(decision.due_at, UTCDateTime)),
         }
+        held = incidents.c.lease_owner == owner
+        if lease_until is not None:
+            held = sa.and_(sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now),
+                           incidents.c.closed_at.is_(None))
+            values["epoch"] = incidents.c.epoch + 1
+            if keep_lease:
+                values.update(lease_owner=owner, lease_expires=lease_until)
         if not keep_lease:
             values.update(lease_owner=None, lease_expires=None)
         with self.engine.begin() as conn:
             done = conn.execute(incidents.update().where(
-                incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch,
-                incidents.c.lease_owner == owner,
+                incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch, held,
             ).values(**values))
             if done.rowcount != 1:
                 return False  # the lease was lost: another worker owns this incident now
