@@ -166,17 +166,16 @@ class Engine:
                 decision = sm.decide(dataclasses.replace(facts, now=now, outcome=outcome))
             go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
                      and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM)
-            if not self.store.commit(claim, self.owner, decision, now, outcome, keep_lease=go_on,
-                                     lease_until=None if leased else now + timedelta(seconds=lease)):
+            after = self.store.advance(claim, self.owner, decision, now, outcome, keep_lease=go_on,
+                                       lease_until=None if leased else now + timedelta(seconds=lease))
+            if after is None:
                 if leased:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
             if decision.to_state:
                 log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
                          claim.incident.state, decision.to_state, decision.cause)
-            epoch = claim.epoch if leased else claim.epoch + 1
             if not go_on:
                 return decision.to_state is not None or outcome is not None
-            now = self.clock()
-            claim, leased = dataclasses.replace(self.store.snapshot(incident_id, now), epoch=epoch), True
+            claim, leased, now = after, True, self.clock()
         return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
@@ -49,11 +49,27 @@ def _evidence(row) -> Evidence:
     return Evidence(row.id, row.incident_id, row.host, row.kind, row.actor, row.reason, row.at, row.detail)
 
 
-def _timeline(conn, incident_id: int, now: datetime, from_state: str | None, to_state: str,
-              cause: str, actor: str = SYSTEM, detail: dict | None = None) -> None:
-    conn.execute(timeline.insert().values(
-        incident_id=incident_id, at=now, from_state=from_state, to_state=to_state,
-        cause=cause, actor=actor, detail=detail or {}))
+def _timeline_row(incident_id: int, now: datetime, from_state: str | None, to_state: str,
+                  cause: str, actor: str = SYSTEM, detail: dict | None = None) -> dict:
+    return {"incident_id": incident_id, "at": now, "from_state": from_state, "to_state": to_state,
+            "cause": cause, "actor": actor, "detail": detail or {}}
+
+
+def _timeline(conn, *args, **kwargs) -> None:
+    conn.execute(timeline.insert(), [_timeline_row(*args, **kwargs)])
+
+
+def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
+    """The incident columns a decision's transition sets (none without one)."""
+    if decision.to_state is None:
+        return {}
+    values: dict[str, Any] = {"state": decision.to_state, "resume_state": decision.resume_state,
+                              "last_error": decision.last_error}
+    if decision.closes:
+        values.update(closed_at=now, due_at=None)
+    if decision.fence_deadline is not None:
+        values["fence_deadline"] = decision.fence_deadline
+    return values
 
 
 class Store:
@@ -245,49 +261,70 @@ class Store:
         it lands only if nobody moved or leased the incident since, and takes the lease until
         then when `keep_lease`, so the next step needs no claim of its own.
         """
+        return self.advance(claim, owner, decision, now, outcome, keep_lease=keep_lease,
+                            lease_until=lease_until) is not None
+
+    def advance(self, claim: Claim, owner: str, decision: Decision, now: datetime,
+                outcome: Outcome | None = None, *, keep_lease: bool = False,
+                lease_until: datetime | None = None) -> Snapshot | None:
+        """commit(), returning the snapshot the next step starts from (None: lease lost).
+        When no event touched the incident meanwhile (same nudges), that is what was just
+        written, without reading it back."""
         values: dict[str, Any] = {
             "updated_at": now,
             # an event that came in during the step means: look again now
             "due_at": sa.case((incidents.c.nudges != claim.nudges, sa.literal(now, UTCDateTime)),
                               else_=sa.literal(decision.due_at, UTCDateTime)),
+            **_transition(decision, now),
         }
         held = incidents.c.lease_owner == owner
+        epoch = claim.epoch
         if lease_until is not None:
             held = sa.and_(sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now),
                            incidents.c.closed_at.is_(None))
             values["epoch"] = incidents.c.epoch + 1
+            epoch += 1
             if keep_lease:
                 values.update(lease_owner=owner, lease_expires=lease_until)
         if not keep_lease:
             values.update(lease_owner=None, lease_expires=None)
         with self.engine.begin() as conn:
-            done = conn.execute(incidents.update().where(
+            row = conn.execute(incidents.update().where(
                 incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch, held,
-            ).values(**values))
-            if done.rowcount != 1:
-                return False  # the lease was lost: another worker owns this incident now
-            self._record(conn, claim.incident, decision, now, outcome)
-        return True
+            ).values(**values).returning(incidents.c.nudges)).first()
+            if row is None:
+                return None  # the lease was lost: another worker owns this incident now
+            proof = self._record(conn, claim.incident, decision, now, outcome)
+            if row.nudges != claim.nudges:
+                return replace(self._snapshot(conn, conn.execute(
+                    sa.select(incidents).where(incidents.c.id == claim.incident.id)).one(), now), epoch=epoch)
+        inc = claim.incident
+        if decision.to_state is not None:
+            inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
+                          fence_deadline=decision.fence_deadline or inc.fence_deadline,
+                          proof_id=proof.id if proof else inc.proof_id)
+        bound = claim.evidence + ((proof,) if proof is not None and proof not in claim.evidence else ())
+        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
 
     def _record(self, conn, inc: Incident, decision: Decision, now: datetime, outcome: Outcome | None,
-                actor: str = SYSTEM) -> None:
-        """Write what a decision says: its effect's outcome, its proof, its transition."""
+                actor: str = SYSTEM) -> Evidence | None:
+        """The rest of what a decision says: its effect's outcome, its proof, its timeline row.
+        Returns the proof as bound (with its id)."""
+        rows = []
         if outcome is not None and outcome.note:
-            _timeline(conn, inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail)
-        if decision.to_state is None:
-            return
-        values: dict[str, Any] = {"state": decision.to_state, "resume_state": decision.resume_state,
-                                  "last_error": decision.last_error}
-        if decision.closes:
-            values.update(closed_at=now, due_at=None)
-        if decision.fence_deadline is not None:
-            values["fence_deadline"] = decision.fence_deadline
-        detail = dict(decision.detail)
-        if decision.proof is not None:
-            values["proof_id"] = self._bind_proof(conn, inc, decision.proof, now)
-            detail["evidence_id"] = values["proof_id"]
-        conn.execute(incidents.update().where(incidents.c.id == inc.id).values(**values))
-        _timeline(conn, inc.id, now, inc.state, decision.to_state, decision.cause, actor=actor, detail=detail)
+            rows.append(_timeline_row(inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail))
+        proof = None
+        if decision.to_state is not None:
+            detail = dict(decision.detail)
+            if decision.proof is not None:
+                proof = replace(decision.proof, id=self._bind_proof(conn, inc, decision.proof, now),
+                                incident_id=inc.id)
+                conn.execute(incidents.update().where(incidents.c.id == inc.id).values(proof_id=proof.id))
+                detail["evidence_id"] = proof.id
+            rows.append(_timeline_row(inc.id, now, inc.state, decision.to_state, decision.cause, actor, detail))
+        if rows:
+            conn.execute(timeline.insert(), rows)
+        return proof
 
     @staticmethod
     def _bind_proof(conn, inc: Incident, proof: Evidence, now: datetime) -> int:
@@ -351,8 +388,8 @@ class Store:
             if decision.refused:
                 raise ValueError(decision.refused)
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
-                updated_at=now, due_at=decision.due_at, nudges=incidents.c.nudges + 1,
-                epoch=incidents.c.epoch + 1))
+                {"updated_at": now, "due_at": decision.due_at, "nudges": incidents.c.nudges + 1,
+                 "epoch": incidents.c.epoch + 1, **_transition(decision, now)}))
             self._record(conn, snap.incident, decision, now, None, actor=actor)
         return self.get_incident(incident_id)
 
