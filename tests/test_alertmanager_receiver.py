@@ -63,7 +63,7 @@ def mutate(change):
     (mutate(lambda b: b.pop("alerts")), "body: 'alerts' is a required property"),
     (mutate(lambda b: b.update(alerts=[])), "alerts: [] should be non-empty"),
     (mutate(lambda b: b["alerts"][0].update(status="fire")), "alerts[0].status: 'fire' is not one of"),
-    (mutate(lambda b: b["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt: 'yesterday' does not match"),
+    (mutate(lambda b: b["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt: 'yesterday' is not an RFC 3339 time"),
     (mutate(lambda b: b["alerts"][0]["labels"].update(severity=3)), "alerts[0].labels.severity: 3 is not of type 'string'"),
     (mutate(lambda b: b["alerts"][0].pop("fingerprint")), "alerts[0]: 'fingerprint' is a required property"),
 ])
