@@ -56,25 +56,25 @@ def _text_fault(text: str) -> str | None:
     return None
 
 
-def _check_storable(document: Any, path: tuple) -> None:
-    """Every string (keys too) encodes as UTF-8 without NUL; nesting stays shallow. Iterative."""
+def _check_storable(document: Any, path: tuple, escaped: bool) -> None:
+    """Nesting stays shallow and, when the text had \\u escapes (the only way JSON carries a
+    lone surrogate or a NUL), every string and key encodes as UTF-8 without NUL. Iterative."""
     stack = [(document, path)]
     while stack:
         node, at = stack.pop()
         if len(at) - len(path) > MAX_DEPTH:
             raise PayloadError(f"{where(at)}: nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, str):
-            fault = _text_fault(node)
+        if not isinstance(node, (dict, list)):
+            fault = escaped and isinstance(node, str) and _text_fault(node)
             if fault:
                 raise PayloadError(f"{where(at)}: {fault}")
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                fault = _text_fault(key)
-                if fault:
-                    raise PayloadError(f"{where(at)}: the key {shown(key)} {fault}")
+            continue
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+            fault = escaped and isinstance(key, str) and _text_fault(key)
+            if fault:
+                raise PayloadError(f"{where(at)}: the key {shown(key)} {fault}")
+            if escaped or isinstance(value, (dict, list)):
                 stack.append((value, (*at, key)))
-        elif isinstance(node, list):
-            stack.extend((value, (*at, i)) for i, value in enumerate(node))
 
 
 def decode_json(text: str, path: tuple = (), what: str = "JSON") -> Any:
@@ -86,7 +86,7 @@ def decode_json(text: str, path: tuple = (), what: str = "JSON") -> Any:
             from None
     except RecursionError:
         raise PayloadError(f"{where(path)}: nested deeper than {MAX_DEPTH} levels") from None
-    _check_storable(document, path)
+    _check_storable(document, path, escaped="\\u" in text)
     return document
 
 
