@@ -41,7 +41,8 @@ def shown(value: Any) -> str:
 def where(path) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = str(part) if len(str(part)) <= 60 else f"{str(part)[:57]}..."  # a key can be long too
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out or "body"
 
 

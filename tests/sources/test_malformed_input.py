@@ -130,3 +130,10 @@ def test_the_longest_fingerprint_is_stored(bridge):
     assert bridge.post_alert(alertmanager(fingerprint=UNCOMPRESSIBLE)).status_code == 202
     assert bridge.post_alert(nagios(host=UNCOMPRESSIBLE[:-2]), source="nagios").status_code == 202
     assert len(bridge.store.list_signals(limit=10)) == 2
+
+
+def test_a_long_key_is_named_cut_short(bridge):
+    long_key = "k" * 100_000
+    response = bridge.post_alert(alertmanager(lambda b: b["alerts"][0]["labels"].update({long_key: 3})))
+    assert response.status_code == 400
+    assert response.json["message"] == f"alerts[0].labels.{'k' * 57}...: 3 is not of type 'string'"
