@@ -6,6 +6,7 @@ own host list takes that list as an argument.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,17 @@ IGNORE = "ignore"
 UNMATCHED = "unmatched"
 
 _templates = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+# compiled once per source text: compiling a template costs about 30 renderings of it
+@functools.lru_cache(maxsize=1024)
+def _template(source: str) -> jinja2.Template:
+    return _templates.from_string(source)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pattern(source: str) -> re.Pattern:
+    return re.compile(source)
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,7 @@ def _matches(rule: dict, signal: Signal) -> bool:
         if labels.get(label) != value:
             return False
     for label, pattern in rule.get("match_re", {}).items():
-        if re.fullmatch(pattern, labels.get(label, "")) is None:
+        if _pattern(pattern).fullmatch(labels.get(label, "")) is None:
             return False
     return True
 
@@ -45,7 +57,7 @@ def _matches(rule: dict, signal: Signal) -> bool:
 def render_host(spec: dict, signal: Signal) -> tuple[str | None, str]:
     """The host name a rule's host spec gives for a signal, or None and why."""
     try:
-        text = _templates.from_string(spec["template"]).render(
+        text = _template(spec["template"]).render(
             labels=signal.labels, annotations=signal.annotations, source=signal.source
         ).strip()
     except jinja2.UndefinedError as exc:
@@ -53,7 +65,7 @@ def render_host(spec: dict, signal: Signal) -> tuple[str | None, str]:
     except jinja2.TemplateError as exc:
         return None, f"host template failed: {exc}"
     if "regex" in spec:
-        found = re.search(spec["regex"], text)
+        found = _pattern(spec["regex"]).search(text)
         if found is None:
             return None, f"host regex {spec['regex']!r} does not match {text!r}"
         group = "host" if "host" in found.re.groupindex else (1 if found.re.groups else 0)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from bridge.app import build, build_store, configure_logging
 from bridge.config import Config
+from bridge.logescape import install
 from bridge.worker import BufferingThreadWorker
+
+
+class OneLineLogger(glogging.Logger):
+    """gunicorn's error and access logs, escaped like the bridge's: both can carry request text."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        install([*self.error_log.handlers, *self.access_log.handlers])
 
 
 class BridgeServer(BaseApplication):
@@ -32,6 +42,7 @@ class BridgeServer(BaseApplication):
             "graceful_timeout": 10,
             "control_socket_disable": True,  # gunicorn >= 24 opens one in $HOME otherwise
             "accesslog": "-",
+            "logger_class": OneLineLogger,
             "on_starting": lambda _arbiter: build_store(self.bridge_config, migrate=True),
         }
         for key, value in settings.items():

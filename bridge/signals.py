@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 FIRING = "firing"
@@ -23,6 +23,9 @@ class Signal:
 
     @property
     def dedup_key(self) -> str:
-        """Same alert, same episode, same status: a sender's retry or repeat."""
-        started = self.starts_at.isoformat() if self.starts_at else "-"
+        """Same alert, same episode, same status: a sender's retry or repeat.
+
+        The start is the instant in UTC, whatever offset the sender wrote it at; keys stored
+        before were written from UTC times too, so they keep matching."""
+        started = self.starts_at.astimezone(timezone.utc).isoformat() if self.starts_at else "-"
         return f"{self.source}|{self.fingerprint}|{started}|{self.status}"

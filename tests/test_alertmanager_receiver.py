@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from bridge import sources
 from tests.conftest import sample, sample_json
 from tests.harness.bridge_process import ADMIN_TOKEN
 
@@ -63,7 +64,7 @@ def mutate(change):
     (mutate(lambda b: b.pop("alerts")), "body: 'alerts' is a required property"),
     (mutate(lambda b: b.update(alerts=[])), "alerts: [] should be non-empty"),
     (mutate(lambda b: b["alerts"][0].update(status="fire")), "alerts[0].status: 'fire' is not one of"),
-    (mutate(lambda b: b["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt: 'yesterday' does not match"),
+    (mutate(lambda b: b["alerts"][0].update(startsAt="yesterday")), "alerts[0].startsAt: 'yesterday' is not an RFC 3339 time"),
     (mutate(lambda b: b["alerts"][0]["labels"].update(severity=3)), "alerts[0].labels.severity: 3 is not of type 'string'"),
     (mutate(lambda b: b["alerts"][0].pop("fingerprint")), "alerts[0]: 'fingerprint' is a required property"),
 ])
@@ -114,3 +115,19 @@ def test_store_failure_is_503_so_the_sender_retries(bridge):
         conn.exec_driver_sql("DROP TABLE signals")
     response = bridge.post_alert(sample("webhook_firing_api_v2.json"))
     assert response.status_code == 503
+
+
+def test_the_same_instant_at_another_utc_offset_is_a_duplicate(bridge):
+    for starts_at in ("2026-11-24T19:17:07.392108Z", "2026-11-24T20:17:07.392108+01:00",
+                      "2026-11-24T14:47:07.392108-04:30"):
+        body = firing()
+        body["alerts"][0]["startsAt"] = starts_at
+        assert bridge.post_alert(body).status_code == 202
+    [row] = stored(bridge)
+    assert row["repeats"] == 2
+
+
+def test_dedup_keys_stay_those_written_for_utc_times_before():
+    """Rows stored before keep matching: a UTC time's key is what isoformat() wrote then."""
+    [signal] = sources.parse("alertmanager", sample("webhook_firing_api_v2.json"))
+    assert signal.dedup_key == "alertmanager|51b6a9b12c35f6d3|2026-11-24T19:17:07.392108+00:00|firing"

@@ -78,3 +78,17 @@ def test_resolution_refuses_ambiguity_and_unknown_hosts():
     assert resolve_host("dup", KNOWN) == (None, "'dup' is ambiguous: dup.a.example, dup.b.example")
     assert resolve_host("compute-99", KNOWN) == (None, "no nova-compute service on host 'compute-99'")
     assert resolve_host("anything", None)[0] == "anything"  # no cloud: taken as given
+
+
+def test_each_template_is_compiled_once_not_per_alert(monkeypatch):
+    from bridge import rules
+
+    compiled = []
+    compile_ = rules._templates.compile
+    monkeypatch.setattr(rules._templates, "compile", lambda source, *a, **k: compiled.append(source) or
+                        compile_(source, *a, **k))
+    template = "{{ labels.openstack_host }}-once"  # a source no other test compiled before
+    rule = [{"name": "r", "kind": "host_down", "host": {"template": template}}]
+    for n in range(50):
+        assert classify(signal(openstack_host=f"compute-{n}"), rule).candidate == f"compute-{n}-once"
+    assert compiled.count(template) == 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import jsonschema
 
 from bridge.signals import Signal
-from bridge.sources.base import load_json, parse_time, validate
+from bridge.sources.base import fingerprint, load_json, parse_time, validate
 
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-TIMESTAMP = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"}
+TIMESTAMP = {"type": "string"}  # RFC 3339, checked by parse_time
 
 PAYLOAD_SCHEMA = {
     "type": "object",
@@ -49,13 +49,13 @@ def parse(body: bytes) -> list[Signal]:
     return [
         Signal(
             source="alertmanager",
-            fingerprint=alert["fingerprint"],
+            fingerprint=fingerprint(alert["fingerprint"], f"alerts[{i}].fingerprint"),
             status=alert["status"],
             labels=dict(alert["labels"]),
             annotations=dict(alert.get("annotations") or {}),
-            starts_at=parse_time(alert["startsAt"]),
-            ends_at=parse_time(alert.get("endsAt")),
+            starts_at=parse_time(alert["startsAt"], f"alerts[{i}].startsAt"),
+            ends_at=parse_time(alert.get("endsAt"), f"alerts[{i}].endsAt"),
             raw=alert,
         )
-        for alert in payload["alerts"]
+        for i, alert in enumerate(payload["alerts"])
     ]

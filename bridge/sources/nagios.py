@@ -19,18 +19,17 @@ HARD recovery then resolves the HARD problem of the same object.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import jsonschema
 
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.sources.base import PayloadError, load_json, validate
+from bridge.sources.base import PayloadError, epoch, fingerprint, is_number, load_json, shown, validate
 
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 OK_STATES = ("UP", "OK")
 
-NUMBER = {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?)?\s*$"}
+NUMBER = {"type": "string"}  # digits, checked by is_number (a pattern here backtracked)
+NUMBERS = ("attempt", "max_attempts", "last_state_change", "downtime_depth")
 PAYLOAD_SCHEMA = {
     "type": "object",
     "required": ["host", "state", "state_type", "last_state_change"],
@@ -54,16 +53,6 @@ LABELS = ("host", "address", "service", "state", "state_type", "attempt", "max_a
           "notification_type", "downtime_depth")
 
 
-def _epoch(value: str) -> datetime | None:
-    seconds = float(value)
-    if seconds == 0:  # the object has not changed state since the monitor started
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadError(f"last_state_change: {value!r} is not a time (epoch seconds)") from None
-
-
 def parse_as(source: str, body: bytes) -> list[Signal]:
     payload = load_json(body)
     validate(payload, VALIDATOR)
@@ -71,25 +60,28 @@ def parse_as(source: str, body: bytes) -> list[Signal]:
     for key in PAYLOAD_SCHEMA["required"]:
         if key not in values:
             raise PayloadError(f"{key}: must not be empty")
+    for key in NUMBERS:
+        if key in values and not is_number(values[key]):
+            raise PayloadError(f"{key}: {shown(values[key])} is not a number")
     values["state"], values["state_type"] = values["state"].upper(), values["state_type"].upper()
     service = values.get("service")
     states = SERVICE_STATES if service else HOST_STATES
     if values["state"] not in states:
-        raise PayloadError(f"state: {values['state']!r} is not a {'service' if service else 'host'} state "
+        raise PayloadError(f"state: {shown(values['state'])} is not a {'service' if service else 'host'} state "
                            f"({', '.join(states)})")
     if values["state_type"] not in ("HARD", "SOFT"):
-        raise PayloadError(f"state_type: {values['state_type']!r} is not HARD or SOFT")
+        raise PayloadError(f"state_type: {shown(values['state_type'])} is not HARD or SOFT")
     if "notification_type" in values:
         values["notification_type"] = values["notification_type"].upper()
     labels = {k: v.strip() for k, v in (payload.get("labels") or {}).items() if v.strip()}
     labels.update({"object": "service" if service else "host",
                    **{key: values[key] for key in LABELS if key in values}})
-    since = _epoch(values["last_state_change"])
+    since = epoch(values["last_state_change"], "last_state_change")
     resolved = values["state"] in OK_STATES
     name = f"{values['host']}!{service}" if service else values["host"]
     return [Signal(
         source=source,
-        fingerprint=f"{name}/{values['state_type']}",
+        fingerprint=fingerprint(f"{name}/{values['state_type']}", "host, service"),
         status=RESOLVED if resolved else FIRING,
         labels=labels,
         annotations={"output": values["output"]} if "output" in values else {},

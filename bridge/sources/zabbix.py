@@ -13,14 +13,13 @@ and one label per event tag: tag_<tag name> (values of a repeated tag joined by 
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 import jsonschema
 
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.sources.base import PayloadError, load_json, validate
+from bridge.sources.base import PayloadError, decode_json, instant, load_json, shown, validate
 
 TAG = {"type": "object", "required": ["tag"],
        "properties": {"tag": {"type": "string", "minLength": 1}, "value": {"type": "string"}}}
@@ -34,7 +33,10 @@ VALIDATOR = jsonschema.Draft202012Validator(PAYLOAD_SCHEMA)
 # an older script may pass {EVENT.TAGSJSON} on as the string it is
 TAGS_VALIDATOR = jsonschema.Draft202012Validator({"properties": {"event_tags": {"type": "array", "items": TAG}}})
 # "{EVENT.ID}", "{$USER.MACRO}", "{$MACRO:context}", "{#LLD.MACRO}", "{?expression}", "{EVENT.TAGS.name}"
+# (linear: one run of non-braces, then the one character it excludes)
 UNRESOLVED = re.compile(r"\{[A-Z$#?][^{}]*\}")
+EVENT_ID_DIGITS = 20  # an unsigned 64-bit id in Zabbix's database
+EVENT_TIME = re.compile(r"([0-9]{4})\.([0-9]{2})\.([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 
 LABELS = {"host_name": "host_name", "host_ip": "host_ip", "event_severity": "severity",
           "event_nseverity": "nseverity", "trigger_id": "trigger_id", "event_source": "event_source"}
@@ -55,10 +57,10 @@ def _when(values: dict, date_key: str, time_key: str) -> datetime | None:
     if date_key not in values or time_key not in values:
         return None
     text = f"{values[date_key]} {values[time_key]}"
-    try:
-        return datetime.strptime(text, "%Y.%m.%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise PayloadError(f"{date_key}, {time_key}: {text!r} is not 'YYYY.MM.DD HH:MM:SS'") from None
+    found = EVENT_TIME.fullmatch(text)
+    if found is None:
+        raise PayloadError(f"{date_key}, {time_key}: {shown(text)} is not 'YYYY.MM.DD HH:MM:SS'")
+    return instant(f"{date_key}, {time_key}", text, tuple(map(int, found.groups())))
 
 
 def _tags(raw) -> dict[str, str]:
@@ -66,10 +68,7 @@ def _tags(raw) -> dict[str, str]:
         raw = raw.strip()
         if not raw or UNRESOLVED.fullmatch(raw):
             return {}
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise PayloadError(f"event_tags: not the JSON of {{EVENT.TAGSJSON}}: {exc.msg}") from None
+        raw = decode_json(raw, ("event_tags",), "the JSON of {EVENT.TAGSJSON}")
         validate({"event_tags": raw}, TAGS_VALIDATOR)
     labels: dict[str, list[str]] = {}
     for item in raw or []:
@@ -83,11 +82,12 @@ def parse(body: bytes) -> list[Signal]:
     values = _present(payload)
     for key in ("event_id", "event_value"):
         if key not in values:
-            raise PayloadError(f"{key}: empty or an unresolved macro ({payload[key]!r})")
-    if not values["event_id"].isdigit():
-        raise PayloadError(f"event_id: {values['event_id']!r} is not an event id (digits)")
+            raise PayloadError(f"{key}: empty or an unresolved macro ({shown(payload[key])})")
+    event_id = values["event_id"]
+    if not (event_id.isascii() and event_id.isdigit() and len(event_id) <= EVENT_ID_DIGITS):
+        raise PayloadError(f"event_id: {shown(event_id)} is not an event id (up to {EVENT_ID_DIGITS} digits)")
     if values["event_value"] not in ("0", "1"):
-        raise PayloadError(f"event_value: {values['event_value']!r} is not '1' (problem) or '0' (recovery)")
+        raise PayloadError(f"event_value: {shown(values['event_value'])} is not '1' (problem) or '0' (recovery)")
     host = values.get("host_host") or values.get("host_name")
     if host is None:
         raise PayloadError("host_host: empty or an unresolved macro, and so is host_name")

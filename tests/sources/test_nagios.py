@@ -117,10 +117,10 @@ def body(**fields):
     (body(state="OK"), "state: 'OK' is not a host state (UP, DOWN, UNREACHABLE)"),
     (body(service="nova-compute", state="DOWN"), "state: 'DOWN' is not a service state (OK, WARNING, CRITICAL"),
     (body(state_type="FIRM"), "state_type: 'FIRM' is not HARD or SOFT"),
-    (body(last_state_change="yesterday"), "last_state_change: 'yesterday' does not match"),
+    (body(last_state_change="yesterday"), "last_state_change: 'yesterday' is not a number"),
     (body(last_state_change=""), "last_state_change: must not be empty"),
     (body(last_state_change="9" * 30), "last_state_change: '999999999999999999999999999999' is not a time"),
-    (body(attempt="3rd"), "attempt: '3rd' does not match"),
+    (body(attempt="3rd"), "attempt: '3rd' is not a number"),
     (body(labels={"openstack_host": 1}), "labels.openstack_host: 1 is not of type 'string'"),
 ])
 def test_malformed_body_names_the_field(data, message):
