@@ -33,14 +33,9 @@ def _source() -> str:
     return (request.view_args or {}).get("source", "")
 
 
-def shed_counter() -> Counter:
-    """Not registered globally: each app counts its own (one per worker process)."""
-    return Counter("hostdown_bridge_requests_shed", "Requests refused over server.rate_limit, "
-                   "in this worker process", ["api", "source"], registry=None)
-
-
 def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Counter:
-    # Retry-After is set below, on refusals only: flask-limiter's own header rounds down to 0
+    # Retry-After is set below, on refusals only: flask-limiter's own header goes on every
+    # answer and rounds down, to 0 in a window's last second
     limiter = Limiter(_caller, app=app, storage_uri="memory://", headers_enabled=False,
                       strategy="moving-window")
     webhooks = {blueprint.name for blueprint in webhook_blueprints}
@@ -49,13 +44,15 @@ def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Co
         limiter.shared_limit(rates["webhook"], scope="webhook")(blueprint)
     for blueprint in admin_blueprints:
         limiter.shared_limit(rates["admin"], scope="admin")(blueprint)
-    shed = shed_counter()
+    # not in the global registry: each app (one per worker process) counts its own
+    shed = Counter("hostdown_bridge_requests_shed", "Requests refused over server.rate_limit, "
+                   "in this worker process", ["api", "source"], registry=None)
 
     @app.errorhandler(RateLimitExceeded)
     def _shed(exc: RateLimitExceeded):
         retry_after = max(1, math.ceil(limiter.current_limit.reset_at - time.time()))
         if request.blueprint in webhooks:
-            # a source the bridge does not know is named by no one: its path is the caller's text
+            # an unknown source is the caller's own text: never logged, never a label
             api, source = "webhook", _source() if _source() in rates["shed_status"] else "unknown"
             # Alertmanager drops an alert answered 429: its webhook retries only a 5xx
             # (notify/util.go, Retrier.Check, and the webhook sets no RetryCodes)
