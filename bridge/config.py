@@ -36,7 +36,9 @@ DEFAULTS: dict[str, Any] = {
         "limit_request_line": 4094,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
-        "rate_limit": {"enabled": True, "webhook": "5000/second", "admin": "50/second"},
+        "rate_limit": {"enabled": True, "webhook": "5000/second", "admin": "50/second",
+                       # the status each sender retries (Alertmanager drops a 429)
+                       "shed_status": {"alertmanager": 503, "zabbix": 429, "nagios": 429, "icinga2": 429}},
     },
     "database": {"url": "sqlite:///hostdown-bridge.sqlite"},
     "auth": {"webhook_tokens": {}, "admin_tokens": []},

@@ -89,9 +89,13 @@ def test_check_config_command_exits_non_zero_and_names_the_key(tmp_path, monkeyp
 
 
 def test_the_schema_names_exactly_the_sources_there_are():
-    from bridge.config import schema
+    from bridge.config import DEFAULTS, schema
     from bridge.sources import PARSERS
 
-    properties = schema()["properties"]
-    assert sorted(properties["auth"]["properties"]["webhook_tokens"]["propertyNames"]["enum"]) == sorted(PARSERS)
-    assert sorted(properties["rules"]["items"]["properties"]["source"]["enum"]) == sorted(PARSERS)
+    document = schema()
+    properties, source = document["properties"], {"$ref": "#/$defs/source"}
+    assert sorted(document["$defs"]["source"]["enum"]) == sorted(PARSERS)
+    assert properties["auth"]["properties"]["webhook_tokens"]["propertyNames"] == source
+    assert properties["rules"]["items"]["properties"]["source"] == source
+    assert properties["server"]["properties"]["rate_limit"]["properties"]["shed_status"]["propertyNames"] == source
+    assert sorted(DEFAULTS["server"]["rate_limit"]["shed_status"]) == sorted(PARSERS)

@@ -1,9 +1,12 @@
-"""Per-token rate limits: over the configured rate, 429 with Retry-After; other tokens unaffected."""
+"""Per-token rate limits: over the configured rate a request is shed, with Retry-After, in the
+status its sender retries (503 for Alertmanager, 429 for the others); other tokens are unaffected."""
 
 import pytest
 
-from bridge.config import ConfigError, validate
+from bridge.config import DEFAULTS, ConfigError, validate
 from tests.conftest import sample
+
+SHED_STATUS = DEFAULTS["server"]["rate_limit"]["shed_status"]
 
 
 @pytest.fixture
@@ -11,24 +14,74 @@ def limited(make_bridge):
     return make_bridge(server={"rate_limit": {"webhook": "3/minute", "admin": "2/minute"}})
 
 
-def test_a_webhook_token_over_its_rate_gets_429_with_retry_after(limited):
+def retry_after(response) -> int:
+    seconds = int(response.headers["Retry-After"])
+    assert 1 <= seconds <= 61  # the window is a minute; a client may wait no less than a second
+    return seconds
+
+
+def test_alertmanager_over_its_rate_gets_503_with_retry_after_and_nothing_is_stored(limited):
     body = sample("webhook_firing_api_v2.json")
-    assert [limited.post_alert(body).status_code for _ in range(3)] == [202] * 3
+    accepted = [limited.post_alert(body) for _ in range(3)]
+    assert [r.status_code for r in accepted] == [202] * 3
+    assert all("Retry-After" not in r.headers for r in accepted)
     refused = limited.post_alert(body)
-    assert refused.status_code == 429
-    assert 0 < int(refused.headers["Retry-After"]) <= 60
-    assert refused.json["error"] == "Too Many Requests"
+    assert refused.status_code == 503
+    retry_after(refused)
+    assert refused.json["error"] == "Service Unavailable"
+    assert "rate limit exceeded (3 per 1 minute)" in refused.json["message"]
     assert len(limited.store.list_signals()) == 1  # three deliveries of one alert, the fourth refused
     # the count is per source: another source's webhook still gets through
     assert limited.post_alert(b"{}", source="zabbix").status_code == 400
 
 
-def test_an_admin_token_over_its_rate_gets_429_and_health_is_never_limited(limited):
-    assert [limited.admin("GET", "/v1/incidents").status_code for _ in range(3)] == [200, 200, 429]
-    assert "Retry-After" in limited.admin("GET", "/v1/signals").headers
+@pytest.mark.parametrize("source", sorted(SHED_STATUS))
+def test_each_source_is_shed_with_the_status_its_sender_retries(limited, source):
+    assert [limited.post_alert(b"{}", source=source).status_code for _ in range(3)] == [400] * 3
+    refused = limited.post_alert(b"{}", source=source)
+    assert refused.status_code == {"alertmanager": 503}.get(source, 429)
+    retry_after(refused)
+
+
+def test_the_shed_status_is_configured_per_source(make_bridge):
+    bridge = make_bridge(server={"rate_limit": {"webhook": "1/minute",
+                                                "shed_status": {"alertmanager": 429, "nagios": 503}}})
+    statuses = {source: [bridge.post_alert(b"{}", source=source).status_code for _ in range(2)][1]
+                for source in ("alertmanager", "nagios", "zabbix")}
+    assert statuses == {"alertmanager": 429, "nagios": 503, "zabbix": 429}
+
+
+def test_an_admin_token_is_counted_across_the_operator_api_and_gets_429(limited):
+    assert [limited.admin("GET", "/v1/incidents").status_code for _ in range(2)] == [200, 200]
+    refused = limited.admin("GET", "/v1/signals")
+    assert refused.status_code == 429 and refused.json["error"] == "Too Many Requests"
+    retry_after(refused)
     assert all(limited.client.get("/healthz").status_code == 200 for _ in range(5))
+
+
+def test_shed_requests_are_counted_on_metrics_by_source_never_by_the_callers_path(limited):
+    for _ in range(4):
+        limited.post_alert(b"{}", source="nagios")
+    for _ in range(5):
+        limited.post_alert(b"{}", source="no\nsuch")
+    for _ in range(3):
+        limited.admin("GET", "/v1/incidents")
+    metrics = limited.client.get("/metrics").text
+    assert 'hostdown_bridge_requests_shed_total{api="webhook",source="nagios"} 1.0' in metrics
+    assert 'hostdown_bridge_requests_shed_total{api="webhook",source="unknown"} 2.0' in metrics
+    assert 'hostdown_bridge_requests_shed_total{api="admin",source=""} 1.0' in metrics
+    assert "no\nsuch" not in metrics
 
 
 def test_rates_are_validated():
     with pytest.raises(ConfigError, match=r"server.rate_limit.webhook: '10/fortnight' is not COUNT/PERIOD"):
         validate({"server": {"rate_limit": {"webhook": "10/fortnight"}}})
+
+
+@pytest.mark.parametrize("shed_status, why", [
+    ({"alertmanager": 500}, r"server.rate_limit.shed_status.alertmanager: 500 is not one of \[429, 503\]"),
+    ({"nagois": 429}, r"server.rate_limit.shed_status: 'nagois' is not one of"),
+])
+def test_the_shed_status_is_validated(shed_status, why):
+    with pytest.raises(ConfigError, match=why):
+        validate({"server": {"rate_limit": {"shed_status": shed_status}}})

@@ -16,11 +16,13 @@ or $NAGIOS_HOSTOUTPUT (Nagios with enable_environment_macros=1), so that free te
 never has to appear on a Nagios command line at all.
 
 A 5xx, a 429 or a connection failure is retried with backoff until --deadline (default
-25 s, under Nagios' 30 s notification_timeout); the bridge stores a repeat once. A 4xx is
-not retried: the same request would be refused again.
+25 s, under Nagios' 30 s notification_timeout), never sooner than the bridge's Retry-After
+(a 429 or 503 when it sheds load); the bridge stores a repeat once. A 4xx is not retried:
+the same request would be refused again.
 Exit status: 0 stored, 1 gave up retrying, 2 refused by the bridge or bad usage.
 """
 
+import email.utils
 import json
 import os
 import re
@@ -73,6 +75,18 @@ def body(args, environ):
     return out
 
 
+def retry_after(value, now):
+    """Seconds a Retry-After header (delay seconds or an HTTP date) asks to wait; 0 if none."""
+    if not value:
+        return 0
+    if value.strip().isdigit():
+        return int(value)
+    try:
+        return max(0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return 0
+
+
 def post(url, token, data, timeout, deadline):
     """(exit status, what happened)"""
     started, delay = time.monotonic(), 0.5
@@ -80,6 +94,7 @@ def post(url, token, data, timeout, deadline):
         "Content-Type": "application/json", "Authorization": f"Bearer {token}",
         "User-Agent": "hostdown-bridge-notify/1"})
     while True:
+        wait = delay
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return 0, f"bridge answered {response.status}: {response.read(300).decode(errors='replace')}"
@@ -87,11 +102,12 @@ def post(url, token, data, timeout, deadline):
             what = f"bridge answered {exc.code}: {exc.read(300).decode(errors='replace')}"
             if exc.code < 500 and exc.code != 429:
                 return 2, what
+            wait = max(delay, retry_after(exc.headers.get("Retry-After"), time.time()))
         except OSError as exc:  # refused, reset, DNS, timeout (URLError is an OSError)
             what = f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
-        if time.monotonic() - started + delay > deadline:
+        if time.monotonic() - started + wait > deadline:
             return 1, f"gave up after {time.monotonic() - started:.1f}s: {what}"
-        time.sleep(delay)
+        time.sleep(wait)
         delay = min(delay * 2, 8)
 
 

@@ -35,10 +35,11 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
-                                "inventory": inventory}
+                                "inventory": inventory, "shed": None}
     rates = config["server"]["rate_limit"]
     if rates["enabled"]:
-        ratelimit.install(app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
+        app.extensions["bridge"]["shed"] = ratelimit.install(
+            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
     for module in (alerts, incidents, hosts, health):
         app.register_blueprint(module.bp)
 
@@ -46,7 +47,7 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     def _http_error(exc: HTTPException):
         response = jsonify(error=exc.name, message=exc.description)
         response.status_code = exc.code
-        for name, value in exc.get_headers():  # Allow on a 405, Retry-After on a 429
+        for name, value in exc.get_headers():  # Allow on a 405
             if name.lower() != "content-type":
                 response.headers[name] = value
         if exc.code == 401:

@@ -56,6 +56,9 @@ class _StoreCollector:
 def metrics():
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store()))
+    shed = current_app.extensions["bridge"]["shed"]
+    if shed is not None:
+        registry.register(shed)
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -3,41 +3,14 @@
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.sources.receiver import Receiver
 from tests.sources.shipped import TEMPLATES, notify_script
 
 SCRIPT = TEMPLATES / "nagios" / "hostdown_bridge_notify.py"
 script = notify_script()
-
-
-class Receiver:
-    """A stand-in bridge that answers the statuses it is given, in order, then 202."""
-
-    def __init__(self, statuses=()):
-        self.statuses, self.requests = list(statuses), []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.requests.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
-                status = outer.statuses.pop(0) if outer.statuses else 202
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b'{"message": "m"}')
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/alerts/nagios"
-
-    def close(self):
-        self.server.shutdown()
 
 
 @pytest.fixture
@@ -103,6 +76,35 @@ def test_retries_a_5xx_and_sends_the_same_body(token_file):
         receiver.close()
     assert done.returncode == 0, done.stderr
     assert len(receiver.requests) == 3 and len({data for _, data in receiver.requests}) == 1
+
+
+@pytest.mark.parametrize("shed", [429, 503])
+def test_a_shed_request_is_retried_no_sooner_than_retry_after(token_file, shed):
+    receiver = Receiver([(shed, {"Retry-After": "2"})])
+    try:
+        done = run(receiver.url, token_file)
+    finally:
+        receiver.close()
+    assert done.returncode == 0, done.stderr
+    assert len(receiver.requests) == 2 and receiver.arrived[1] - receiver.arrived[0] >= 2
+
+
+def test_a_retry_after_beyond_the_deadline_gives_up_at_once(token_file):
+    receiver = Receiver([(429, {"Retry-After": "60"})])
+    try:
+        done = run(receiver.url, token_file)
+    finally:
+        receiver.close()
+    assert done.returncode == 1 and "gave up after" in done.stderr and "bridge answered 429" in done.stderr
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("header, seconds", [
+    (None, 0), ("7", 7), ("Thu, 01 Jan 1970 00:01:40 GMT", 40), ("Thu, 01 Jan 1970 00:00:10 GMT", 0),
+    ("soon", 0), ("-3", 0),
+])
+def test_retry_after_is_read_as_seconds_or_an_http_date(header, seconds):
+    assert script.retry_after(header, now=60) == seconds
 
 
 def test_a_4xx_is_not_retried(token_file):
