@@ -16,6 +16,8 @@ from tests.fakes import FakeNova
 from tests.harness.bridge_process import ADMIN_TOKEN, WEBHOOK_TOKEN, BridgeProcess, base_config
 from tests.harness.postgres import postgres_cluster, postgres_url  # noqa: F401 (fixtures)
 
+pytest_plugins = ["tests.suites"]
+
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
