@@ -117,7 +117,9 @@ def bridge(make_bridge):
 
 @pytest.fixture
 def fake_nova():
-    return FakeNova(["compute-01", "compute-02.example.org", "compute-03"])
+    fake = FakeNova(["compute-01", "compute-02.example.org", "compute-03"])
+    yield fake
+    assert fake.unused_failures() == {}, "a failure the test set up was never raised"
 
 
 @pytest.fixture

@@ -114,6 +114,12 @@ class BridgeProcess:
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
 
+    def cli(self, *args: str, token: str = ADMIN_TOKEN, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`hostdown-bridge <args> --url <this bridge>`, as an operator would run it."""
+        return subprocess.run([sys.executable, "-m", "bridge", *args, "--url", self.url],
+                              env={**self.env, "HOSTDOWN_BRIDGE_TOKEN": token},
+                              capture_output=True, text=True, timeout=timeout)
+
     # ---- HTTP ------------------------------------------------------------------------
 
     def request(self, method: str, path: str, token: str | None = ADMIN_TOKEN, **kwargs) -> requests.Response:

@@ -8,8 +8,6 @@ proxy in front of nova-api; the bridge is SIGKILLed mid-step and must finish exa
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 import threading
 from datetime import datetime
 
@@ -17,7 +15,7 @@ import pytest
 
 from bridge import incidents as sm
 from tests.conftest import sample_json
-from tests.harness.bridge_process import ADMIN_TOKEN, base_config, wait_until
+from tests.harness.bridge_process import base_config, wait_until
 
 pytestmark = [pytest.mark.realnova, pytest.mark.process]
 
@@ -45,12 +43,6 @@ def service(lab, host):
     return svc
 
 
-def cli(bridge, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bridge", *args, "--url", bridge.url],
-                          env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN},
-                          capture_output=True, text=True, timeout=60)
-
-
 def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
         tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
     host = "compute-1"
@@ -59,7 +51,7 @@ def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
     incident = bridge.wait_for_incident(host, sm.FENCING)
     assert nova_proxy.count("PUT", "/os-services") == 0  # nothing before proof
 
-    confirm = cli(bridge, "fence", "confirm", host, "--reason", "BMC shows chassis off", "--operator", "alice")
+    confirm = bridge.cli("fence", "confirm", host, "--reason", "BMC shows chassis off", "--operator", "alice")
     assert confirm.returncode == 0, confirm.stderr
     assert f"counts for incident {incident['id']}" in confirm.stdout
     done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE)
@@ -73,9 +65,9 @@ def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
     assert other.is_forced_down is False and other.status == "enabled"
     assert nova_proxy.count("PUT", "/os-services") == 2  # one force-down, one disable
 
-    shown = cli(bridge, "incidents", "show", str(done["id"]))
+    shown = bridge.cli("incidents", "show", str(done["id"]))
     assert shown.returncode == 0 and "fenced: manual by ops (alice): BMC shows chassis off" in shown.stdout
-    listed = cli(bridge, "incidents", "list", "--host", host)
+    listed = bridge.cli("incidents", "list", "--host", host)
     assert listed.returncode == 0 and " out_of_service " in listed.stdout
 
     # the figures the closing note asks for
@@ -123,21 +115,34 @@ def test_nova_that_keeps_failing_holds_the_incident_with_the_error_then_retry_co
     assert "nova force down compute-1 failed" in held["last_error"] and "500" in held["last_error"]
     assert service(real_nova, host).is_forced_down is False
     nova_proxy.clear()
-    retried = cli(bridge, "incidents", "retry", str(held["id"]), "--reason", "nova is back")
+    retried = bridge.cli("incidents", "retry", str(held["id"]), "--reason", "nova is back")
     assert retried.returncode == 0, retried.stderr
     bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
     assert service(real_nova, host).is_forced_down is True
 
 
-def test_nova_that_times_out_is_retried_then_held(
+def test_nova_that_times_out_is_retried_then_held_and_the_late_puts_are_not_repeated(
         tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
     host = "compute-2"
-    nova_proxy.add("PUT", "/os-services", delay=4)  # nova.timeout is 2 s
+    # nova.timeout is 2 s: each of the 3 attempts times out in the bridge, and still reaches Nova 4 s late
+    nova_proxy.add("PUT", "/os-services", delay=4)
     bridge = bridge_process(live_config(tmp_path), env=bridge_env)
     bridge.post_alert("alertmanager", alert(host, "realnova-5"))
     bridge.confirm(host)
     held = bridge.wait_for_incident(host, sm.HELD, timeout=40)
     assert "Timeout" in held["last_error"] or "timed out" in held["last_error"]
+    wait_until("the late force-down PUTs to land", lambda: nova_proxy.count("PUT", "/os-services") == 3, timeout=20)
+    svc = service(real_nova, host)
+    assert svc.is_forced_down is True and svc.state == "down" and svc.status == "enabled"  # never disabled
+
+    nova_proxy.clear()
+    retried = bridge.cli("incidents", "retry", str(held["id"]), "--reason", "nova answers again")
+    assert retried.returncode == 0, retried.stderr
+    done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
+    assert any(t["cause"] == "nova force_down: skipped, already forced down" for t in done["timeline"])
+    assert nova_proxy.count("PUT", "/os-services") == 4  # the three late force-downs and one disable
+    svc = service(real_nova, host)
+    assert svc.is_forced_down and svc.status == "disabled" and f"incident {done['id']}" in svc.disabled_reason
 
 
 @pytest.mark.parametrize("request_reaches_nova", [True, False], ids=["put-landed", "put-lost"])
