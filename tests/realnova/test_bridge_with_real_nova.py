@@ -15,7 +15,8 @@ import pytest
 
 from bridge import incidents as sm
 from tests.conftest import sample_json
-from tests.harness.bridge_process import base_config, wait_until
+from tests.harness.bridge_process import base_config
+from tests.harness.procs import wait_until
 
 pytestmark = [pytest.mark.realnova, pytest.mark.process]
 
