@@ -93,15 +93,19 @@ def proc_stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0], int(fields[2]), int(fields[19])
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) pids in process group pgid."""
-    members = []
+def _live_by_group() -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             stat = proc_stat(int(entry))
-            if stat and stat[1] == pgid and stat[0] != "Z":
-                members.append(int(entry))
-    return members
+            if stat and stat[0] != "Z":
+                groups.setdefault(stat[1], []).append(int(entry))
+    return groups
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) pids in process group pgid."""
+    return _live_by_group().get(pgid, [])
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -115,26 +119,29 @@ def rss_mb(pids: list[int]) -> float:
     return total * page / 2 ** 20
 
 
-def stop_group(pgid: int, sig: int = signal.SIGTERM, timeout: float = 30,
-               reap: Callable[[], Any] = lambda: None) -> bool:
-    """Signal process group pgid and wait until none of it lives; SIGKILL what is left after
-    `timeout`. reap() is called while waiting (Popen.poll, so our own child is no zombie).
-    False if the group had to be killed."""
+def stop_groups(pgids: list[int], sig: int = signal.SIGTERM, timeout: float = 30,
+                reap: Callable[[], Any] = lambda: None) -> list[int]:
+    """Signal these process groups together and wait until none of them lives; SIGKILL what
+    is left after `timeout`. reap() is called while waiting (Popen.poll, so that our own
+    children are no zombies). Returns the groups that had to be killed."""
+    killed: list[int] = []
     for each, wait in ((sig, timeout), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(pgid, each)
-        except ProcessLookupError:
-            return each == sig
+        for pgid in pgids:
+            try:
+                os.killpg(pgid, each)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + wait
-        while group_members(pgid):
+        while True:
+            live = [pgid for pgid in pgids if pgid in _live_by_group()]
             reap()
-            if time.monotonic() > deadline:
+            if not live or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        else:
-            reap()
-            return each == sig
-    return False
+        if not live:
+            break
+        pgids = killed = live
+    return killed
 
 
 class Process:
@@ -168,7 +175,7 @@ class Process:
         # a reaped leader's pid may be reused, unless members of its group still hold it
         if self.proc.poll() is not None and not group_members(self.proc.pid):
             return
-        stop_group(self.proc.pid, sig, timeout, reap=self.proc.poll)
+        stop_groups([self.proc.pid], sig, timeout, reap=self.proc.poll)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
