@@ -133,7 +133,8 @@ def stop_groups(pgids: list[int], sig: int = signal.SIGTERM, timeout: float = 30
                 pass
         deadline = time.monotonic() + wait
         while True:
-            live = [pgid for pgid in pgids if pgid in _live_by_group()]
+            groups = _live_by_group()
+            live = [pgid for pgid in pgids if pgid in groups]
             reap()
             if not live or time.monotonic() > deadline:
                 break
@@ -177,14 +178,10 @@ class Process:
             return
         stop_groups([self.proc.pid], sig, timeout, reap=self.proc.poll)
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def wait_http(self, url: str, timeout: float = 60, ready: Callable[[int], bool] = lambda s: s == 200) -> None:
-        """Until url answers a status `ready` accepts; fails at once if the process exits."""
+    def wait_http(self, url: str, timeout: float = 60) -> None:
+        """Until url answers 200; fails at once if the process exits."""
         def answers():
             self.check()
-            status = http_status(url, timeout=1)
-            return status is not None and ready(status)
+            return http_status(url, timeout=1) == 200
 
         wait_until(f"{self.name} at {url}", answers, timeout, interval=0.1)
