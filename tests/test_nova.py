@@ -202,3 +202,19 @@ def test_listing_that_keeps_failing_is_a_nova_error(nova, compute, sleeps):
     with pytest.raises(NovaError, match="nova list services failed") as raised:
         nova.compute_services()
     assert len(raised.value.attempts) == 4
+
+
+@pytest.mark.parametrize("error", [ksa.http.Unauthorized(http_status=401), ksa.http.Forbidden(http_status=403)],
+                         ids=["401", "403"])
+def test_keystone_refusing_the_credentials_is_not_retried(nova, compute, sleeps, error):
+    # keystoneauth raises these itself (authenticating, finding the endpoint), not through the sdk
+    compute.errors["services"] = [error]
+    with pytest.raises(NovaError) as raised:
+        nova.force_down("compute-1", dry_run=False)
+    assert len(raised.value.attempts) == 1 and sleeps == [] and compute.mutations() == []
+
+
+def test_keystone_failing_on_its_side_is_retried(nova, compute, sleeps):
+    compute.errors["services"] = [ksa.http.ServiceUnavailable(http_status=503)]
+    nova.force_down("compute-1", dry_run=False)
+    assert [c[0] for c in compute.calls] == ["services", "services", "update_service_forced_down"]
