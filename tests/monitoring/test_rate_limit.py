@@ -4,7 +4,8 @@ import pytest
 import requests
 import yaml
 
-from tests.harness.bridge_process import base_config, free_port, wait_until
+from tests.harness.bridge_process import base_config
+from tests.harness.procs import free_port, wait_until
 from tests.monitoring.harness import Daemon, signals
 from tests.sources.shipped import default_rules
 
