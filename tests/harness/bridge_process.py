@@ -63,7 +63,7 @@ class BridgeProcess:
         return self
 
     def log(self) -> str:
-        return self.process.log()
+        return self.process.log(5000)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (gunicorn master and workers), wait until all of it is gone."""

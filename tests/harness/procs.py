@@ -166,8 +166,8 @@ class Process:
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
 
-    def log(self) -> str:
-        return tail(self.log_path)
+    def log(self, chars: int = 4000) -> str:
+        return tail(self.log_path, chars)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         """Signal the process group, wait for all of it, SIGKILL if it lingers."""
