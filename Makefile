@@ -24,8 +24,11 @@ run: install .run/webhook.token .run/admin.token
 	HOSTDOWN_BRIDGE_ADMIN_TOKEN="$$(cat .run/admin.token)" \
 	$(BIN)/hostdown-bridge serve
 
-# Every suite: unit, real processes, the real Nova API and the real monitoring systems.
+# Every suite, each named (tests/suites.py): unit, real processes, PostgreSQL, the real
+# monitoring systems and the real Nova API. --require-suites fails the run if one selects nothing.
+SUITES := unit process postgres monitoring zabbix realnova
+empty :=
 test: install
 	bash tests/install_peers.sh
 	$(BIN)/python -m tests.realnova.novalab install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "$(subst $(empty) $(empty), or ,$(SUITES))" --require-suites "$(SUITES)"

@@ -49,6 +49,8 @@ def _transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sdk.HttpException):
         return exc.status_code is None or exc.status_code >= 500
+    if isinstance(exc, ksa.HttpError):  # keystoneauth's own, e.g. a 401 while authenticating
+        return exc.http_status is None or exc.http_status >= 500
     return isinstance(exc, (ksa.ClientException, ConnectionError, TimeoutError))
 
 

@@ -16,6 +16,8 @@ from tests.fakes import FakeNova
 from tests.harness.bridge_process import ADMIN_TOKEN, WEBHOOK_TOKEN, BridgeProcess, base_config
 from tests.harness.postgres import postgres_cluster, postgres_url  # noqa: F401 (fixtures)
 
+pytest_plugins = ["tests.suites"]
+
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 
@@ -115,7 +117,9 @@ def bridge(make_bridge):
 
 @pytest.fixture
 def fake_nova():
-    return FakeNova(["compute-01", "compute-02.example.org", "compute-03"])
+    fake = FakeNova(["compute-01", "compute-02.example.org", "compute-03"])
+    yield fake
+    assert fake.unused_failures() == {}, "a failure the test set up was never raised"
 
 
 @pytest.fixture

@@ -9,19 +9,29 @@ from __future__ import annotations
 from bridge.nova import CallRecord, NovaError
 
 
+CALLS = ("compute_services", "force_down", "disable")
+
+
 class FakeNova:
     def __init__(self, hosts: list[str]):
         self.services = {h: {"host": h, "service_id": f"id-{h}", "state": "up", "status": "enabled",
                              "forced_down": False, "zone": "nova", "disabled_reason": None} for h in hosts}
         self.calls: list[tuple[str, str]] = []  # mutating calls that reached "Nova"
-        self.fail_next: list[NovaError] = []  # errors to raise, in order, on the next calls
+        self.failures: dict[str, list[NovaError]] = {call: [] for call in CALLS}
 
-    def _maybe_fail(self, what: str) -> None:
-        if self.fail_next:
-            raise self.fail_next.pop(0)
+    def fail_next(self, call: str, *errors: NovaError) -> None:
+        """The next calls of `call` (one of CALLS) raise these errors, in order; other calls succeed."""
+        self.failures[call].extend(errors)
+
+    def unused_failures(self) -> dict[str, list[NovaError]]:
+        return {call: errors for call, errors in self.failures.items() if errors}
+
+    def _maybe_fail(self, call: str) -> None:
+        if self.failures[call]:
+            raise self.failures[call].pop(0)
 
     def compute_services(self) -> list[dict]:
-        self._maybe_fail("list")
+        self._maybe_fail("compute_services")
         return [{k: v for k, v in s.items() if k != "disabled_reason"} for s in self.services.values()]
 
     def _service(self, host: str) -> dict:

@@ -79,11 +79,13 @@ def test_check_config_command_exits_non_zero_and_names_the_key(tmp_path, monkeyp
     monkeypatch.setenv("SECRET_TOKEN", "do-not-print-me")
     bad = write(tmp_path, {"auth": {"webhook_tokens": {"alertmanager": {"env": "SECRET_TOKEN"}}},
                            "fencing": {"on_timeout": "ignore"}})
-    run = subprocess.run([sys.executable, "-m", "bridge", "check-config", bad], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "bridge", "check-config", bad], capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 1
     assert "fencing.on_timeout: 'ignore' is not one of" in run.stderr
     good = write(tmp_path, {"auth": {"webhook_tokens": {"alertmanager": {"env": "SECRET_TOKEN"}}}})
-    run = subprocess.run([sys.executable, "-m", "bridge", "check-config", good], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "bridge", "check-config", good], capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
     assert "ok" in run.stdout and "do-not-print-me" not in run.stdout + run.stderr
 

@@ -185,7 +185,7 @@ def test_a_host_added_to_nova_after_the_last_inventory_is_found(live_bridge, fak
 
 
 def test_signals_wait_while_nova_cannot_be_asked_for_its_hosts(live_bridge, fake_nova):
-    fake_nova.fail_next = [NovaError("nova list services failed: 500", [])]
+    fake_nova.fail_next("compute_services", NovaError("nova list services failed: 500", []))
     live_bridge.post_alert(alert())
     live_bridge.settle()
     assert live_bridge.store.list_incidents() == []
@@ -200,10 +200,10 @@ def test_nova_error_holds_the_incident_with_the_error_then_retry_completes(live_
     live_bridge.confirm("compute-01")
     live_bridge.settle()  # inventory loaded, fenced, forced down, disabled... unless:
     live_bridge2 = live_bridge  # same bridge, a second host this time
-    fake_nova.fail_next = []
     live_bridge2.post_alert(alert(host="compute-03"))
     live_bridge2.settle()
-    fake_nova.fail_next = [NovaError("nova force down compute-03 failed: HttpException: 500", [{"attempt": 4}])]
+    fake_nova.fail_next("force_down", NovaError("nova force down compute-03 failed: HttpException: 500",
+                                                [{"attempt": 4}]))
     live_bridge2.confirm("compute-03")
     live_bridge2.settle()
     [inc] = live_bridge.store.list_incidents(host="compute-03")

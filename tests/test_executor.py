@@ -75,7 +75,7 @@ def test_live_effects_reach_their_adapter():
 def test_an_adapter_failure_is_an_outcome_not_an_exception():
     from bridge.nova import NovaError
     nova = FakeNova(["compute-01"])
-    nova.fail_next = [NovaError("nova force down compute-01 failed: 500", [{"attempt": 1}])]
+    nova.fail_next("force_down", NovaError("nova force down compute-01 failed: 500", [{"attempt": 1}]))
     outcome = Executor(dry_run=False, nova=nova, fencing=RecordingDriver()).run(ForceDown("compute-01"), facts())
     assert "500" in outcome.error and outcome.detail == {"attempts": [{"attempt": 1}]}
 

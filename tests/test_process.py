@@ -1,13 +1,9 @@
 """The bridge as a real gunicorn process: wake-up on the hot path, SIGKILL and restart."""
 
-import subprocess
-import sys
-
 import pytest
 
 from bridge import incidents as sm
 from tests.conftest import sample
-from tests.harness.bridge_process import ADMIN_TOKEN
 
 pytestmark = pytest.mark.process
 
@@ -32,10 +28,7 @@ def test_sigkill_with_an_open_incident_resumes_and_completes_once(bridge_process
     bridge.kill()  # SIGKILL, master and workers
 
     restarted = bridge_process()  # same database
-    confirm = subprocess.run(
-        [sys.executable, "-m", "bridge", "fence", "confirm", "compute-01", "--reason", "PDU off", "--url",
-         restarted.url], env={**restarted.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN},
-        capture_output=True, text=True, timeout=60)
+    confirm = restarted.cli("fence", "confirm", "compute-01", "--reason", "PDU off")
     assert confirm.returncode == 0, confirm.stderr
     done = restarted.wait_for_incident("compute-01", sm.OUT_OF_SERVICE)
     assert done["id"] == incident["id"]
@@ -46,11 +39,9 @@ def test_sigkill_with_an_open_incident_resumes_and_completes_once(bridge_process
 
 def test_cli_reports_errors_from_the_api(bridge_process):
     bridge = bridge_process()
-    run = subprocess.run([sys.executable, "-m", "bridge", "incidents", "show", "42", "--url", bridge.url],
-                         env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN}, capture_output=True, text=True)
+    run = bridge.cli("incidents", "show", "42")
     assert run.returncode == 1 and "404: no incident 42" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "bridge", "incidents", "list", "--url", bridge.url],
-                         env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": "wrong"}, capture_output=True, text=True)
+    run = bridge.cli("incidents", "list", token="wrong")
     assert run.returncode == 1 and "401: wrong admin token" in run.stderr
 
 

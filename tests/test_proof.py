@@ -92,7 +92,7 @@ def test_a_confirmation_for_a_host_nova_does_not_know_is_404_on_a_fresh_bridge(l
 
 def test_a_confirmation_is_503_while_nova_cannot_say_which_hosts_exist(live_bridge, fake_nova):
     from bridge.nova import NovaError
-    fake_nova.fail_next = [NovaError("nova list services failed: 500", [])]
+    fake_nova.fail_next("compute_services", NovaError("nova list services failed: 500", []))
     response = live_bridge.confirm("compute-01")
     assert response.status_code == 503 and "retry" in response.json["message"]
 

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import os
+import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import yaml
 
 from bridge.sources import PARSERS
+from tests.harness.procs import Process, free_port, wait_until
 
 WEBHOOK_TOKEN = "test-webhook-token"
 ADMIN_TOKEN = "test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def base_config(workdir: Path, **overrides) -> dict:
@@ -71,48 +53,30 @@ class BridgeProcess:
         self.config_path.write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
-        self.workers = workers
-        self.proc: subprocess.Popen | None = None
-        self.log_path = workdir / "bridge.log"
+        self.process = Process("bridge", [sys.executable, "-m", "bridge", "serve", "--config", self.config_path,
+                                          "--bind", f"127.0.0.1:{self.port}", "--workers", workers],
+                               workdir / "bridge.log", env=env)
+        self.env = self.process.env
 
     def start(self, timeout: float = 30) -> "BridgeProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--config", str(self.config_path),
-             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-        wait_until("bridge /readyz", self._ready, timeout)
+        self.process.start().wait_http(self.url + "/readyz", timeout)
         return self
 
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"bridge exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            return requests.get(self.url + "/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        return self.process.log(5000)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (gunicorn master and workers), wait for it."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if self.proc:
-            try:  # SIGKILL of the master can leave workers behind for a moment
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Signal the whole process group (gunicorn master and workers), wait until all of it is gone."""
+        self.process.stop(sig, timeout=20)
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+
+    def cli(self, *args: str, token: str = ADMIN_TOKEN, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`hostdown-bridge <args> --url <this bridge>`, as an operator would run it."""
+        return subprocess.run([sys.executable, "-m", "bridge", *args, "--url", self.url],
+                              env={**self.env, "HOSTDOWN_BRIDGE_TOKEN": token},
+                              capture_output=True, text=True, timeout=timeout)
 
     # ---- HTTP ------------------------------------------------------------------------
 
@@ -123,7 +87,7 @@ class BridgeProcess:
         return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def post_alert(self, source: str, body, token: str = WEBHOOK_TOKEN) -> requests.Response:
-        data = body if isinstance(body, (bytes, str)) else __import__("json").dumps(body)
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         return self.request("POST", f"/v1/alerts/{source}", token=token, data=data,
                             headers={"Content-Type": "application/json"})
 

@@ -19,18 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.bridge_process import free_port, wait_until
+from tests.harness.procs import Process, free_port, run, wait_until
 
 _BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 PG_BIN = Path(_BINS[-1]) if _BINS else None
-
-
-def _run(*argv, **kwargs) -> subprocess.CompletedProcess:
-    """A command that must succeed; its output goes into the failure message."""
-    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, **kwargs)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, argv))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 class PostgresCluster:
@@ -40,31 +32,29 @@ class PostgresCluster:
     def __init__(self, root: Path, socket_dir: Path | None = None, port: int | None = None):
         self.root, self.socket_dir = root, socket_dir or root
         self.port = port or free_port()
-        self.log_path = root.parent / "postgres.log"  # root becomes postgres's; the log stays ours
-        self.proc: subprocess.Popen | None = None
+        self.server: Process | None = None
         self._admin = None  # a psycopg connection, made on first use
 
     def start(self, timeout: float = 60) -> "PostgresCluster":
         assert PG_BIN is not None, "PostgreSQL server binaries not found under /usr/lib/postgresql"
         self.root.mkdir(exist_ok=True)
-        as_postgres = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
-        if as_postgres:
-            shutil.chown(self.root, "postgres", "postgres")
-        _run(PG_BIN / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres", "--no-sync",
-             **as_postgres)
+        user = "postgres" if os.geteuid() == 0 else None
+        if user:
+            shutil.chown(self.root, user, user)
+        run(PG_BIN / "initdb", "-D", self.root / "data", "-A", "trust", "-U", "postgres", "--no-sync",
+            user=user, group=user)
         # durability off: a throw-away cluster; max_connections: many engines, each with its pool
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(a) for a in (PG_BIN / "postgres", "-D", self.root / "data", "-p", self.port,
-                                  "-k", self.socket_dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                                  "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                                  "-c", "max_connections=300")],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_postgres)
+        self.server = Process(
+            "postgres", [PG_BIN / "postgres", "-D", self.root / "data", "-p", self.port, "-k", self.socket_dir,
+                         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off", "-c", "max_connections=300"],
+            self.root.parent / "postgres.log",  # root becomes postgres's; the log stays ours
+            user=user).start()
 
         def ready():
             self.check()
             return subprocess.run([PG_BIN / "pg_isready", "-h", self.socket_dir, "-p", str(self.port)],
-                                  capture_output=True).returncode == 0
+                                  capture_output=True, timeout=30).returncode == 0
 
         wait_until("PostgreSQL", ready, timeout, interval=0.1)
         return self
@@ -74,11 +64,10 @@ class PostgresCluster:
         return [PG_BIN / "psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.socket_dir, "-p", self.port]
 
     def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"postgres exited with {self.proc.returncode}:\n{self.log()}")
+        self.server.check()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        return self.server.log() if self.server else ""
 
     def execute(self, *statements: str) -> None:
         """As the superuser, each in its own transaction (CREATE DATABASE wants that)."""
@@ -97,17 +86,8 @@ class PostgresCluster:
         """SIGINT is PostgreSQL's fast shutdown (what pg_ctl stop does); SIGKILL if it lingers."""
         if self._admin is not None:
             self._admin.close()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        if self.server is not None:
+            self.server.stop(signal.SIGINT, timeout)
 
 
 def _scratch() -> str | None:

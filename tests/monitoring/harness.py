@@ -10,17 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-import requests
-
-from tests.harness.bridge_process import BridgeProcess, wait_until
+from tests.harness.bridge_process import BridgeProcess
+from tests.harness.procs import Process, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "alert_templates"
@@ -28,14 +25,6 @@ SCRIPT = TEMPLATES / "nagios" / "hostdown_bridge_notify.py"
 # the installation path the templates name, replaced by the test's copy
 SCRIPT_PATH = "/usr/local/lib/hostdown-bridge/hostdown_bridge_notify.py"
 TIMINGS_FILE = os.environ.get("HOSTDOWN_BRIDGE_TIMINGS")
-
-
-def run(*argv, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """A command that must succeed; its output goes into the failure message."""
-    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kwargs)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, argv))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 class Workdir:
@@ -68,53 +57,11 @@ class Workdir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-class Daemon:
-    """One foreground process (and whatever it forks, in its own session)."""
+class Daemon(Process):
+    """One foreground daemon, run in the workdir, its log there."""
 
     def __init__(self, name: str, argv: list, workdir: Workdir, env: dict | None = None, user: str | None = None):
-        self.name, self.argv, self.workdir, self.user = name, [str(a) for a in argv], workdir, user
-        self.env = {**os.environ, **(env or {})}
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Daemon":
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                         cwd=self.workdir.path, start_new_session=True,
-                                         user=self.user, group=self.user)
-        return self
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM to the process group we started, SIGKILL if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def wait_http(self, url: str, timeout: float = 60) -> None:
-        def ready():
-            self.check()
-            try:
-                return requests.get(url, timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(f"{self.name} at {url}", ready, timeout, interval=0.1)
+        super().__init__(name, argv, workdir / f"{name}.log", env=env, cwd=workdir.path, user=user)
 
 
 class Stack:

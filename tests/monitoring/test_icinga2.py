@@ -4,9 +4,9 @@ import re
 
 import pytest
 
+from tests.harness.procs import run
 from tests.monitoring.harness import (
-    SCRIPT_PATH, TEMPLATES, Daemon, assert_nova_untouched, capture, last_id, now, report, run, signals,
-    wait_for_signal,
+    SCRIPT_PATH, TEMPLATES, Daemon, assert_nova_untouched, capture, last_id, now, report, signals, wait_for_signal,
 )
 from tests.monitoring.test_nagios import CHECK, set_state
 

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from tests.harness.bridge_process import wait_until
+from tests.harness.procs import run, wait_until
 from tests.monitoring.harness import (
-    SCRIPT_PATH, TEMPLATES, Daemon, assert_nova_untouched, capture, last_id, now, repeats, report, run, signals,
+    SCRIPT_PATH, TEMPLATES, Daemon, assert_nova_untouched, capture, last_id, now, repeats, report, signals,
     wait_for_signal,
 )
 

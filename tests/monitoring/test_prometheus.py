@@ -6,10 +6,8 @@ import pytest
 import requests
 import yaml
 
-from tests.harness.bridge_process import free_port, wait_until
-from tests.monitoring.harness import (
-    TEMPLATES, Daemon, assert_nova_untouched, last_id, now, report, run, wait_for_signal,
-)
+from tests.harness.procs import free_port, run, wait_until
+from tests.monitoring.harness import TEMPLATES, Daemon, assert_nova_untouched, last_id, now, report, wait_for_signal
 
 pytestmark = pytest.mark.monitoring
 

@@ -8,7 +8,8 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness.bridge_process import base_config, free_port, wait_until
+from tests.harness.bridge_process import base_config
+from tests.harness.procs import free_port, wait_until
 from tests.monitoring.harness import Daemon, signals
 from tests.sources.shipped import default_rules
 

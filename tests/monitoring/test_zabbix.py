@@ -6,7 +6,7 @@ from datetime import datetime
 import pytest
 import yaml
 
-from tests.harness.bridge_process import wait_until
+from tests.harness.procs import wait_until
 from tests.monitoring.harness import (
     TEMPLATES, assert_nova_untouched, last_id, now, repeats, report, signals, wait_for_signal,
 )

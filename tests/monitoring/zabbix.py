@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from tests.harness.bridge_process import free_port, wait_until
+from tests.harness.procs import free_port, wait_until
 from tests.harness.postgres import PostgresCluster
 from tests.monitoring.harness import Daemon, Stack, Workdir
 

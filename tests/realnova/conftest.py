@@ -1,4 +1,4 @@
-"""Fixtures for suites that run against the real Nova API (tests/realnova/novalab.py)."""
+"""Fixtures for suites that run against the real Nova API (tests/realnova/novalab/)."""
 
 from __future__ import annotations
 

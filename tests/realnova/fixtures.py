@@ -1,4 +1,4 @@
-"""pytest fixture for tests that need a real Nova (see novalab.py).
+"""pytest fixture for tests that need a real Nova (see the novalab package).
 
 A conftest imports it:  from tests.realnova.fixtures import real_nova
 """

@@ -8,8 +8,6 @@ proxy in front of nova-api; the bridge is SIGKILLed mid-step and must finish exa
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 import threading
 from datetime import datetime
 
@@ -17,7 +15,8 @@ import pytest
 
 from bridge import incidents as sm
 from tests.conftest import sample_json
-from tests.harness.bridge_process import ADMIN_TOKEN, base_config, wait_until
+from tests.harness.bridge_process import base_config
+from tests.harness.procs import wait_until
 
 pytestmark = [pytest.mark.realnova, pytest.mark.process]
 
@@ -40,15 +39,22 @@ def live_config(tmp_path, **overrides):
         **overrides)
 
 
+def alerted_and_confirmed(tmp_path, bridge_process, bridge_env, host: str, fingerprint: str):
+    """A live bridge on the lab, told that host is down and that it has been fenced."""
+    bridge = bridge_process(live_config(tmp_path), env=bridge_env)
+    assert bridge.post_alert("alertmanager", alert(host, fingerprint)).status_code == 202
+    assert bridge.confirm(host).status_code == 201
+    return bridge
+
+
+def retry(bridge, incident: dict, reason: str) -> None:
+    retried = bridge.cli("incidents", "retry", str(incident["id"]), "--reason", reason)
+    assert retried.returncode == 0, retried.stderr
+
+
 def service(lab, host):
     [svc] = [s for s in lab.connection().compute.services(binary="nova-compute") if s.host == host]
     return svc
-
-
-def cli(bridge, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bridge", *args, "--url", bridge.url],
-                          env={**bridge.env, "HOSTDOWN_BRIDGE_TOKEN": ADMIN_TOKEN},
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
@@ -59,7 +65,7 @@ def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
     incident = bridge.wait_for_incident(host, sm.FENCING)
     assert nova_proxy.count("PUT", "/os-services") == 0  # nothing before proof
 
-    confirm = cli(bridge, "fence", "confirm", host, "--reason", "BMC shows chassis off", "--operator", "alice")
+    confirm = bridge.cli("fence", "confirm", host, "--reason", "BMC shows chassis off", "--operator", "alice")
     assert confirm.returncode == 0, confirm.stderr
     assert f"counts for incident {incident['id']}" in confirm.stdout
     done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE)
@@ -73,9 +79,9 @@ def test_alert_then_confirmation_forces_the_host_down_and_disables_it(
     assert other.is_forced_down is False and other.status == "enabled"
     assert nova_proxy.count("PUT", "/os-services") == 2  # one force-down, one disable
 
-    shown = cli(bridge, "incidents", "show", str(done["id"]))
+    shown = bridge.cli("incidents", "show", str(done["id"]))
     assert shown.returncode == 0 and "fenced: manual by ops (alice): BMC shows chassis off" in shown.stdout
-    listed = cli(bridge, "incidents", "list", "--host", host)
+    listed = bridge.cli("incidents", "list", "--host", host)
     assert listed.returncode == 0 and " out_of_service " in listed.stdout
 
     # the figures the closing note asks for
@@ -103,9 +109,7 @@ def test_without_confirmation_nova_is_untouched_after_the_timeout(
 def test_nova_500_is_retried_with_backoff(tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
     host = "compute-1"
     nova_proxy.add("PUT", "/os-services", status=500, times=2)
-    bridge = bridge_process(live_config(tmp_path), env=bridge_env)
-    bridge.post_alert("alertmanager", alert(host, "realnova-3"))
-    bridge.confirm(host)
+    bridge = alerted_and_confirmed(tmp_path, bridge_process, bridge_env, host, "realnova-3")
     done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
     call = next(t["detail"] for t in done["timeline"] if t["cause"].startswith("nova force_down done"))
     assert [a["attempt"] for a in call["attempts"]] == [1, 2] and "500" in call["attempts"][0]["error"]
@@ -116,28 +120,35 @@ def test_nova_that_keeps_failing_holds_the_incident_with_the_error_then_retry_co
         tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
     host = "compute-1"
     nova_proxy.add("PUT", "/os-services", status=500)
-    bridge = bridge_process(live_config(tmp_path), env=bridge_env)
-    bridge.post_alert("alertmanager", alert(host, "realnova-4"))
-    bridge.confirm(host)
+    bridge = alerted_and_confirmed(tmp_path, bridge_process, bridge_env, host, "realnova-4")
     held = bridge.wait_for_incident(host, sm.HELD, timeout=30)
     assert "nova force down compute-1 failed" in held["last_error"] and "500" in held["last_error"]
     assert service(real_nova, host).is_forced_down is False
     nova_proxy.clear()
-    retried = cli(bridge, "incidents", "retry", str(held["id"]), "--reason", "nova is back")
-    assert retried.returncode == 0, retried.stderr
+    retry(bridge, held, "nova is back")
     bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
     assert service(real_nova, host).is_forced_down is True
 
 
-def test_nova_that_times_out_is_retried_then_held(
+def test_nova_that_times_out_is_retried_then_held_and_the_late_puts_are_not_repeated(
         tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
     host = "compute-2"
-    nova_proxy.add("PUT", "/os-services", delay=4)  # nova.timeout is 2 s
-    bridge = bridge_process(live_config(tmp_path), env=bridge_env)
-    bridge.post_alert("alertmanager", alert(host, "realnova-5"))
-    bridge.confirm(host)
+    # nova.timeout is 2 s: each of the 3 attempts times out in the bridge, and still reaches Nova 4 s late
+    nova_proxy.add("PUT", "/os-services", delay=4)
+    bridge = alerted_and_confirmed(tmp_path, bridge_process, bridge_env, host, "realnova-5")
     held = bridge.wait_for_incident(host, sm.HELD, timeout=40)
     assert "Timeout" in held["last_error"] or "timed out" in held["last_error"]
+    wait_until("the late force-down PUTs to land", lambda: nova_proxy.count("PUT", "/os-services") == 3, timeout=20)
+    svc = service(real_nova, host)
+    assert svc.is_forced_down is True and svc.state == "down" and svc.status == "enabled"  # never disabled
+
+    nova_proxy.clear()
+    retry(bridge, held, "nova answers again")
+    done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=30)
+    assert any(t["cause"] == "nova force_down: skipped, already forced down" for t in done["timeline"])
+    assert nova_proxy.count("PUT", "/os-services") == 4  # the three late force-downs and one disable
+    svc = service(real_nova, host)
+    assert svc.is_forced_down and svc.status == "disabled" and f"incident {done['id']}" in svc.disabled_reason
 
 
 @pytest.mark.parametrize("request_reaches_nova", [True, False], ids=["put-landed", "put-lost"])
@@ -175,9 +186,7 @@ def test_an_older_cloud_gets_the_2_11_force_down_call(
     clouds["clouds"]["lab"]["compute_api_version"] = "2.11"
     open(bridge_env["OS_CLIENT_CONFIG_FILE"], "w").write(yaml.safe_dump(clouds))
     host = "compute-2"
-    bridge = bridge_process(live_config(tmp_path), env=bridge_env)
-    bridge.post_alert("alertmanager", alert(host, "realnova-old-cloud"))
-    bridge.confirm(host)
+    bridge = alerted_and_confirmed(tmp_path, bridge_process, bridge_env, host, "realnova-old-cloud")
     done = bridge.wait_for_incident(host, sm.OUT_OF_SERVICE)
     assert nova_proxy.count("PUT", r"/os-services/force-down$") == 1
     assert nova_proxy.count("PUT", r"/os-services/disable-log-reason$") == 1

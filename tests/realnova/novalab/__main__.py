@@ -1,0 +1,5 @@
+import sys
+
+from tests.realnova.novalab.cli import main
+
+sys.exit(main())
