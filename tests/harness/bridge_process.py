@@ -57,6 +57,7 @@ class BridgeProcess:
                                           "--bind", f"127.0.0.1:{self.port}", "--workers", workers],
                                workdir / "bridge.log", env=env)
         self.env = self.process.env
+        self.log_path = self.process.log_path
 
     def start(self, timeout: float = 30) -> "BridgeProcess":
         self.process.start().wait_http(self.url + "/readyz", timeout)
