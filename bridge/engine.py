@@ -176,6 +176,6 @@ class Engine:
                 log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
                          claim.incident.state, decision.to_state, decision.cause)
             if not go_on:
-                return decision.to_state is not None or outcome is not None
+                return decision.to_state is not None
             claim, leased, now = after, True, self.clock()
         return True
