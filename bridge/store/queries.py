@@ -399,6 +399,13 @@ class Store:
         return {"incidents": by_state, "signals": by_source}
 
 
+# intake's statements for every signal, built once
+_TAKE_SIGNAL = signals.update().where(signals.c.id == sa.bindparam("signal_id")).values(
+    host=sa.bindparam("to_host"), note=sa.bindparam("to_note"), incident_id=sa.bindparam("to_incident"))
+_REPORTS = sa.select(signals.c.id, signals.c.status, signals.c.incident_id).where(
+    signals.c.source == sa.bindparam("source"), signals.c.fingerprint == sa.bindparam("fingerprint"))
+
+
 class _IntakeBatch:
     """Signals taken in within one transaction: the incidents they touch are read once, their
     counts kept in memory and written back once, by finish()."""
@@ -409,8 +416,12 @@ class _IntakeBatch:
         self.open_for: dict[str, _Tracked | None] = {}
 
     def take(self, sig, host: str | None, note: str) -> int | None:
-        conn = self.conn
-        conn.execute(signals.update().where(signals.c.id == sig.id).values(host=host, note=note))
+        inc = self._incident_for(sig, host)
+        self.conn.execute(_TAKE_SIGNAL, {"signal_id": sig.id, "to_host": host, "to_note": note,
+                                         "to_incident": None if inc is None else inc.id})
+        return None if inc is None else inc.id
+
+    def _incident_for(self, sig, host: str | None) -> _Tracked | None:
         if sig.kind == HOST_DOWN and sig.status == RESOLVED:
             return self._resolved(sig)
         inc = self._open_incident(host)
@@ -422,11 +433,12 @@ class _IntakeBatch:
         if admission.action == sm.OPEN:
             inc = self._open(host, sig.id, admission.cause)
         else:
-            _timeline(conn, inc.id, self.now, inc.state, inc.state, admission.cause, detail={"signal_id": sig.id})
-        self._attach(inc, sig)
-        return inc.id
+            _timeline(self.conn, inc.id, self.now, inc.state, inc.state, admission.cause,
+                      detail={"signal_id": sig.id})
+        self._count(inc, sig)
+        return inc
 
-    def _resolved(self, sig) -> int | None:
+    def _resolved(self, sig) -> _Tracked | None:
         """A resolved alert goes to the incident its firing twin went to."""
         firing = self.conn.execute(sa.select(signals.c.incident_id).where(
             signals.c.source == sig.source, signals.c.fingerprint == sig.fingerprint,
@@ -435,18 +447,17 @@ class _IntakeBatch:
         if firing is None:
             return None
         inc = self._incident(firing.incident_id)
-        self._attach(inc, sig)
+        self._count(inc, sig)
         _timeline(self.conn, inc.id, self.now, inc.state, inc.state,
                   f"alert resolved: {sig.source} {sig.fingerprint}", detail={"signal_id": sig.id})
-        return inc.id
+        return inc
 
-    def _attach(self, inc: _Tracked, sig) -> None:
-        """Bind the signal to the incident; its alert now counts by this, its latest status."""
-        conn = self.conn
-        before = conn.execute(sa.select(signals.c.id, signals.c.status).where(
-            signals.c.incident_id == inc.id, signals.c.source == sig.source,
-            signals.c.fingerprint == sig.fingerprint).order_by(signals.c.id.desc()).limit(1)).first()
-        conn.execute(signals.update().where(signals.c.id == sig.id).values(incident_id=inc.id))
+    def _count(self, inc: _Tracked, sig) -> None:
+        """The signal's alert now counts by this, its latest status (unless a later one came first)."""
+        # by the fingerprint's index: an incident may have thousands of signals, an alert has few
+        reports = self.conn.execute(_REPORTS, {"source": sig.source, "fingerprint": sig.fingerprint}).all()
+        before = max((r for r in reports if r.incident_id == inc.id and r.id != sig.id),
+                     key=lambda r: r.id, default=None)
         if before is not None and before.id > sig.id:
             return  # an older report of the alert, taken in late: the latest one still counts
         firing_before = inc.firing_total()
