@@ -134,9 +134,11 @@ class Engine:
             cfg = self.config
             taken = self.store.intake_many(items, self.clock(), dry_run=cfg["dry_run"],
                                            confirmation_window=cfg["fencing"]["confirmation_window"])
+            # one line per batch: a storm would log thousands; the timeline names every signal
+            log.info("took in %d signal(s): %d to incidents %s", len(items), sum(i is not None for i in taken),
+                     sorted({i for i in taken if i is not None})[:20])
             for (signal_id, _, note), incident_id in zip(items, taken):
-                if incident_id is not None:
-                    log.info("signal %s -> incident %s (%s)", signal_id, incident_id, note)
+                log.debug("signal %s -> incident %s (%s)", signal_id, incident_id, note)
             return True
         finally:
             self._intake.release()
