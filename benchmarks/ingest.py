@@ -38,6 +38,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bridge.config import DEFAULTS  # noqa: E402
 from tests.harness.bridge_process import (  # noqa: E402
     WEBHOOK_TOKEN, BridgeProcess, base_config, free_port, wait_until)
 
@@ -79,6 +80,7 @@ class Phase:
     fingerprints: list = field(default_factory=list)  # of alerts answered 202
     alerts_per_request: int = 1
     client_cpu: float = 0
+    lost: int | None = None  # answered 202, not found stored (bridge phases)
 
     @property
     def rate(self) -> float:
@@ -279,31 +281,51 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4, help="length of each measured phase")
     parser.add_argument("--storm", type=int, default=10000, help="alerts in the storm")
     parser.add_argument("--database-url", help="PostgreSQL instead of SQLite (an empty database)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a private PostgreSQL cluster started as the tests do (note: its fsync is off)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (README default: 2)")
     args = parser.parse_args()
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         workdir = Path(tmp)
-        overrides = {"server": {"rate_limit": {"enabled": True, "webhook": "1000000/second",
-                                               "admin": "1000/second"}}}
-        if args.database_url:
-            overrides["database"] = {"url": args.database_url}
-        config = base_config(workdir, **overrides)
-        config["engine"] = {}  # README's defaults
-        bridge = BridgeProcess(workdir, config, workers=args.workers).start()
-        db = sa.create_engine(config["database"]["url"].replace("postgresql://", "postgresql+psycopg://"))
+        if args.postgres:
+            from tests.harness.postgres import PostgresCluster
+            top = workdir / "pg-top"
+            top.mkdir()
+            os.chmod(tmp, 0o755)
+            top.chmod(0o755)
+            cluster = PostgresCluster(top / "pg").start()
+            cluster.execute("CREATE DATABASE bench")
+            args.database_url = cluster.url("bench")
         try:
-            cpu = server_cpu(bridge.proc.pid)
-            outcome = asyncio.run(bench_bridge(bridge.url, db, args, phases))
-            bridge_cpu = server_cpu(bridge.proc.pid) - cpu
+            return run(args, workdir, phases)
         finally:
-            bridge.stop()
-            db.dispose()
-        ceiling = Ceiling(workdir, args.workers, config.get("server", {}).get("threads", 4))
-        try:
-            asyncio.run(bench_ceiling(ceiling.url, args, phases))
-        finally:
-            ceiling.stop()
+            if args.postgres:
+                cluster.stop()
+
+
+def run(args, workdir: Path, phases: list[Phase]) -> int:
+    """Both servers measured in turn; the table and the summary line printed."""
+    overrides = {"server": {"rate_limit": {"enabled": True, "webhook": "1000000/second",
+                                           "admin": "1000/second"}}}
+    if args.database_url:
+        overrides["database"] = {"url": args.database_url}
+    config = base_config(workdir, **overrides)
+    config["engine"] = {}  # README's defaults
+    bridge = BridgeProcess(workdir, config, workers=args.workers).start()
+    db = sa.create_engine(config["database"]["url"])
+    try:
+        cpu = server_cpu(bridge.proc.pid)
+        outcome = asyncio.run(bench_bridge(bridge.url, db, args, phases))
+        bridge_cpu = server_cpu(bridge.proc.pid) - cpu
+    finally:
+        bridge.stop()
+        db.dispose()
+    ceiling = Ceiling(workdir, args.workers, DEFAULTS["server"]["threads"])
+    try:
+        asyncio.run(bench_ceiling(ceiling.url, args, phases))
+    finally:
+        ceiling.stop()
 
     print(f"\n{'target':<8} {'phase':<44} {'ok':>6} {'other':>10} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'client cpu':>10} {'lost':>5}")
@@ -311,7 +333,7 @@ def main() -> int:
         other = ",".join(f"{k}:{v}" for k, v in p.other.items()) or "-"
         unit = " alerts" if p.alerts_per_request > 1 else ""
         print(f"{p.target:<8} {p.name:<44} {p.ok:>6} {other:>10} {p.rate:>8.0f} {p.quantile(0.5):>8.1f} "
-              f"{p.quantile(0.99):>8.1f} {p.client_cpu / p.seconds:>9.0%} {getattr(p, 'lost', '-'):>5}{unit}")
+              f"{p.quantile(0.99):>8.1f} {p.client_cpu / p.seconds:>9.0%} {'-' if p.lost is None else p.lost:>5}{unit}")
     print(f"storm of {args.storm} alerts: accepted in {outcome['storm_accepted']:.1f} s, "
           f"taken in by the engine after {outcome['storm_taken_in']:.1f} s; bridge processes used "
           f"{bridge_cpu:.0f} CPU s in all")
@@ -320,9 +342,8 @@ def main() -> int:
         return max(p.rate for p in phases if p.target == target and p.name.startswith(prefix)
                    and p.alerts_per_request == 1)
 
-    durable = max(p.ok * (1 - p.lost / max(p.ok, 1)) / p.seconds for p in phases
-                  if p.target == "bridge" and p.name.startswith("closed") and p.alerts_per_request == 1
-                  and hasattr(p, "lost"))
+    durable = max((p.ok - p.lost) / p.seconds for p in phases
+                  if p.target == "bridge" and p.name.startswith("closed") and p.alerts_per_request == 1)
     ceiling_rps = best("ceiling", "closed")
     p99 = max(p.quantile(0.99) for p in phases if p.target == "bridge" and p.name.startswith("open 1000/s"))
     print(f"ingest durable_rps={durable:.0f} ceiling_rps={ceiling_rps:.0f} ratio={durable / ceiling_rps:.2f} "
