@@ -263,6 +263,15 @@ def admit(kind_is_host_down: bool, firing: bool, host: str | None, open_incident
     return Admission(JOIN, f"alert joined: {said}")
 
 
+def firing_change_matters(state: str, has_proof: bool, firing_before: int, firing_after: int) -> bool:
+    """Whether a change in an open incident's firing alerts can change what decide() says, so
+    that the engine must look at it again. Only the cancel rule reads them: a cancellable
+    incident without proof is cancelled once no alert fires. Any other join changes nothing."""
+    if state not in CANCELLABLE or has_proof:
+        return False
+    return (firing_before == 0) != (firing_after == 0)
+
+
 def early_confirmation_counts(given_at: datetime, expires_at: datetime, now: datetime,
                               host_last_closed: datetime | None) -> bool:
     """A confirmation given while no incident was open counts for the host's next incident only,

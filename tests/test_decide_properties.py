@@ -83,6 +83,17 @@ def test_random_snapshots_keep_the_safety_rules(facts):
     check(facts, decide(facts))
 
 
+@settings(max_examples=EXAMPLES // 4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), st.integers(0, 3))
+def test_a_firing_change_said_not_to_matter_changes_no_decision(facts, now_firing):
+    # intake nudges the engine only when incidents.firing_change_matters says so
+    facts = dataclasses.replace(facts, action=None)
+    after = dataclasses.replace(facts, signals=Signals({"alertmanager": now_firing}, facts.signals.resolved))
+    if not sm.firing_change_matters(facts.incident.state, facts.proof is not None,
+                                    facts.signals.firing_total, after.signals.firing_total):
+        assert decide(after) == decide(facts)
+
+
 # ---- random orders of events for one host, through intake, decide() and a model executor ----
 
 EVENTS = st.one_of(

@@ -185,3 +185,21 @@ def test_an_early_confirmation_counts_once_within_its_window_and_not_after_an_in
     assert not sm.early_confirmation_counts(given, expires, expires, None)
     assert not sm.early_confirmation_counts(given, expires, NOW + timedelta(seconds=10), NOW + timedelta(seconds=1))
     assert sm.early_confirmation_counts(given, expires, NOW + timedelta(seconds=10), NOW - timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("state", sorted(sm.CANCELLABLE))
+def test_a_cancellable_incident_must_look_again_when_its_last_alert_resolves_or_one_fires_again(state):
+    assert sm.firing_change_matters(state, False, 1, 0)
+    assert sm.firing_change_matters(state, False, 0, 1)
+
+
+@pytest.mark.parametrize("state", sorted(sm.CANCELLABLE))
+def test_a_join_while_alerts_still_fire_changes_nothing(state):
+    assert not sm.firing_change_matters(state, False, 1, 2)
+    assert not sm.firing_change_matters(state, False, 2, 1)
+
+
+@pytest.mark.parametrize("state", sorted(set(sm.STATES) - sm.CANCELLABLE))
+def test_past_fencing_or_with_proof_alerts_change_nothing(state):
+    assert not sm.firing_change_matters(state, False, 1, 0)
+    assert not sm.firing_change_matters(sm.SUSPECTED, True, 1, 0)

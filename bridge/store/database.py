@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
 from importlib import resources
 
 import sqlalchemy as sa
@@ -34,9 +38,63 @@ def create_engine(url: str) -> sa.Engine:
     def _on_begin(connection):
         # IMMEDIATE takes the write lock up front: a deferred transaction that read
         # first would fail at once with "database is locked" when it tries to write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader (see readers()) never writes: it takes no lock and waits for nobody.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+READ_ONLY = "bridge_read_only"
+
+
+def readers(engine: sa.Engine) -> sa.Engine:
+    """The same engine and pool, for transactions that only read."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+class WriteLock:
+    """Writers to one SQLite file, in every process, take turns on a blocking file lock beside it.
+
+    SQLite's own busy handler sleeps and retries: the database sits idle while the waiters
+    sleep. A waiter on flock() is woken the moment the lock is released. PostgreSQL runs
+    writers side by side: there this lock does nothing.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.path = f"{database}-writer.lock" if database and database != ":memory:" else None
+        self._threads = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def __enter__(self):
+        if self._threads is None:
+            return self
+        self._threads.acquire()  # one thread per process queues on the file
+        if self.path is not None:
+            if self._pid != os.getpid():  # a forked worker: its own open file, not the parent's
+                self._fd, self._pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        return self
+
+    def __exit__(self, *exc):
+        if self._threads is None:
+            return
+        if self.path is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+@contextmanager
+def writing(engine: sa.Engine, write_lock: WriteLock):
+    """A write transaction, begun once it is this writer's turn; committed on leaving."""
+    with write_lock, engine.begin() as connection:
+        yield connection
 
 
 def lock(connection, key: str) -> None:

@@ -14,7 +14,8 @@ from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store.database import lock
+from bridge.store.database import WriteLock, lock, readers, writing
+from bridge.store.groupcommit import GroupCommit
 from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
 
 SYSTEM = "bridge"
@@ -72,85 +73,121 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
     return values
 
 
+# the columns a webhook stores for each signal, bound by name into one statement compiled once
+_STORED = ("dedup_key", "source", "fingerprint", "status", "labels", "annotations", "starts_at", "ends_at",
+           "received_at", "last_seen_at", "repeats", "raw", "rule", "kind", "candidate_host", "note")
+
+
+@dataclass
+class _Tracked:
+    """An incident as one intake transaction has changed it so far."""
+
+    id: int
+    host: str
+    state: str
+    is_open: bool
+    proof_id: int | None
+    counts: dict  # {"firing": {source: n}, "resolved": {source: n}}
+    changed: bool = False
+    nudge: bool = False
+
+    @classmethod
+    def of(cls, row) -> "_Tracked":
+        counts = row.signal_counts or {}
+        return cls(row.id, row.host, row.state, row.closed_at is None, row.proof_id,
+                   {FIRING: dict(counts.get(FIRING, {})), RESOLVED: dict(counts.get(RESOLVED, {}))})
+
+    def firing_total(self) -> int:
+        return sum(self.counts[FIRING].values())
+
+
 class Store:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
+        self.reader = readers(engine)  # transactions that only read take no write lock
+        self._write_lock = WriteLock(engine)
         self._insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)
+        self._upsert_signal = self._signal_upsert()
+        self._receipts = GroupCommit(self._store_groups, name="receipts")
+
+    def _write(self):
+        return writing(self.engine, self._write_lock)
 
     # ---- signals -------------------------------------------------------------------
 
+    def _signal_upsert(self):
+        stmt = self._insert(signals).values({c: sa.bindparam(c, type_=signals.c[c].type) for c in _STORED})
+        return stmt.on_conflict_do_update(
+            index_elements=[signals.c.dedup_key],
+            set_={"repeats": signals.c.repeats + 1, "last_seen_at": stmt.excluded.last_seen_at},
+        ).returning(signals.c.id, signals.c.repeats)
+
     def add_signals(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> list[dict]:
-        """Store signals durably; a signal seen before only bumps its repeat count."""
-        items = list(items)
-        out: list[dict] = [{}] * len(items)
-        # rows locked in one global order: two bodies sharing alerts cannot deadlock
-        order = sorted(range(len(items)), key=lambda i: items[i][0].dedup_key)
-        with self.engine.begin() as conn:
-            for i in order:
-                signal, mapping = items[i]
-                stmt = self._insert(signals).values(
-                    dedup_key=signal.dedup_key, source=signal.source, fingerprint=signal.fingerprint,
-                    status=signal.status, labels=signal.labels, annotations=signal.annotations,
-                    starts_at=signal.starts_at, ends_at=signal.ends_at, received_at=now, last_seen_at=now,
-                    repeats=0, raw=signal.raw, rule=mapping.rule, kind=mapping.kind,
-                    candidate_host=mapping.candidate, note=mapping.note,
-                )
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[signals.c.dedup_key],
-                    set_={"repeats": signals.c.repeats + 1, "last_seen_at": now},
-                ).returning(signals.c.id, signals.c.repeats)
-                row = conn.execute(stmt).one()
-                out[i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": signal.fingerprint,
-                          "status": signal.status, "rule": mapping.rule, "kind": mapping.kind,
-                          "candidate_host": mapping.candidate, "note": mapping.note}
+        """Store signals durably; a signal seen before only bumps its repeat count. Returns once
+        they are committed, together with whatever other requests stored meanwhile (group commit)."""
+        return self._receipts.submit((list(items), now))
+
+    def _store_groups(self, groups: list[tuple[list[tuple[Signal, Mapping]], datetime]]) -> list[list[dict]]:
+        """Every request's signals in one transaction; each request's results in its own order."""
+        out: list[list[dict]] = [[{}] * len(items) for items, _ in groups]
+        # rows locked in one global order: two transactions sharing alerts cannot deadlock
+        order = sorted(((g, i) for g, (items, _) in enumerate(groups) for i in range(len(items))),
+                       key=lambda gi: groups[gi[0]][0][gi[1]][0].dedup_key)
+        with self._write() as conn:
+            for g, i in order:
+                (signal, mapping), now = groups[g][0][i], groups[g][1]
+                row = conn.execute(self._upsert_signal, {
+                    "dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
+                    "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
+                    "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now,
+                    "last_seen_at": now, "repeats": 0, "raw": signal.raw, "rule": mapping.rule,
+                    "kind": mapping.kind, "candidate_host": mapping.candidate, "note": mapping.note,
+                }).one()
+                out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": signal.fingerprint,
+                             "status": signal.status, "rule": mapping.rule, "kind": mapping.kind,
+                             "candidate_host": mapping.candidate, "note": mapping.note}
         return out
 
     def unprocessed_signals(self, limit: int = 100) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(signals).where(signals.c.processed_at.is_(None))
-                                .order_by(signals.c.id).limit(limit))
+        """The oldest signals not yet taken in: what intake needs of each."""
+        with self.reader.connect() as conn:
+            rows = conn.execute(sa.select(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
+                                          signals.c.kind, signals.c.candidate_host, signals.c.note)
+                                .where(signals.c.processed_at.is_(None)).order_by(signals.c.id).limit(limit))
             return [_row(r) for r in rows]
 
     def intake(self, signal_id: int, host: str | None, note: str, now: datetime, *,
                dry_run: bool, confirmation_window: float) -> int | None:
-        """Attach one stored signal to its host's incident, as incidents.admit() says.
+        """Attach one stored signal to its host's incident (see intake_many)."""
+        return self.intake_many([(signal_id, host, note)], now, dry_run=dry_run,
+                                confirmation_window=confirmation_window)[0]
 
-        Returns the incident id it touched, or None. A signal is taken in once: the
+    def intake_many(self, items: list[tuple[int, str | None, str]], now: datetime, *,
+                    dry_run: bool, confirmation_window: float) -> list[int | None]:
+        """Attach stored signals (id, resolved host, note) to their hosts' incidents, in order, as
+        incidents.admit() says, in one transaction. Each incident's firing and resolved counts
+        are kept up to date here; the incident is nudged only when the change can alter what
+        decide() says (incidents.firing_change_matters).
+
+        Returns, per signal, the incident id it touched, or None. A signal is taken in once: the
         conditional update is the claim, whichever worker gets there first.
         """
-        with self.engine.begin() as conn:
-            taken = conn.execute(signals.update()
-                                 .where(signals.c.id == signal_id, signals.c.processed_at.is_(None))
-                                 .values(processed_at=now, host=host, note=note))
-            if taken.rowcount != 1:
-                return None
-            sig = conn.execute(sa.select(signals).where(signals.c.id == signal_id)).one()
-            if sig.kind == HOST_DOWN and sig.status == RESOLVED:
-                return self._intake_resolved(conn, sig, now)
-            if host is not None:
-                # another worker may be opening this host's incident right now (or storing a
-                # confirmation for it): wait for it, then join what it committed
+        with self._write() as conn:
+            # another worker may be opening one of these hosts' incidents right now (or storing a
+            # confirmation for it): wait for it, then join what it committed. Sorted: no deadlock.
+            for host in sorted({host for _, host, _ in items if host is not None}):
                 lock(conn, f"host:{host}")
-            row = None if host is None else conn.execute(sa.select(incidents).where(
-                incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
-            admission = sm.admit(sig.kind == HOST_DOWN, sig.status == FIRING, host,
-                                 None if row is None else _incident(row), sig.source, sig.fingerprint, sig.rule)
-            if admission.action == sm.RECORD:
-                return None
-            if admission.action in (sm.JOIN, sm.ATTACH):
-                conn.execute(signals.update().where(signals.c.id == signal_id).values(incident_id=row.id))
-                if admission.action == sm.JOIN:
-                    self._nudge(conn, row.id, now)
-                _timeline(conn, row.id, now, row.state, row.state, admission.cause, detail={"signal_id": signal_id})
-                return row.id
-            incident_id = conn.execute(incidents.insert().values(
-                host=host, state=sm.SUSPECTED, dry_run=dry_run, opened_at=now, updated_at=now,
-                due_at=now, epoch=0, nudges=0)).inserted_primary_key[0]
-            conn.execute(signals.update().where(signals.c.id == signal_id).values(incident_id=incident_id))
-            _timeline(conn, incident_id, now, None, sm.SUSPECTED, admission.cause,
-                      detail={"signal_id": signal_id, "dry_run": dry_run})
-            self._bind_early_confirmations(conn, host, incident_id, now)
-            return incident_id
+            claimed = {row.id: row for row in conn.execute(
+                signals.update().where(signals.c.id.in_([signal_id for signal_id, _, _ in items]),
+                                       signals.c.processed_at.is_(None))
+                .values(processed_at=now)
+                .returning(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
+                           signals.c.kind, signals.c.rule))}
+            batch = _IntakeBatch(self, conn, now, dry_run)
+            out = [None if signal_id not in claimed else batch.take(claimed[signal_id], host, note)
+                   for signal_id, host, note in items]
+            batch.finish()
+        return out
 
     def _bind_early_confirmations(self, conn, host: str, incident_id: int, now: datetime) -> None:
         """A confirmation that arrived first (the monitor fenced before alerting) may count."""
@@ -167,40 +204,25 @@ class Store:
                 _timeline(conn, incident_id, now, sm.SUSPECTED, sm.SUSPECTED,
                           f"earlier fencing confirmation by {ev.actor} counts", detail={"evidence_id": ev.id})
 
-    def _intake_resolved(self, conn, sig, now: datetime) -> int | None:
-        firing = conn.execute(sa.select(signals.c.incident_id).where(
-            signals.c.source == sig.source, signals.c.fingerprint == sig.fingerprint,
-            signals.c.status == FIRING, signals.c.incident_id.is_not(None),
-        ).order_by(signals.c.id.desc())).first()
-        if firing is None:
-            return None
-        inc = conn.execute(sa.select(incidents).where(incidents.c.id == firing.incident_id)).one()
-        conn.execute(signals.update().where(signals.c.id == sig.id).values(incident_id=inc.id))
-        if inc.closed_at is None:
-            self._nudge(conn, inc.id, now)
-        _timeline(conn, inc.id, now, inc.state, inc.state,
-                  f"alert resolved: {sig.source} {sig.fingerprint}", detail={"signal_id": sig.id})
-        return inc.id
-
     def list_signals(self, *, unmapped: bool = False, limit: int = 100) -> list[dict]:
         query = sa.select(signals).order_by(signals.c.id.desc()).limit(limit)
         if unmapped:
             query = query.where(signals.c.processed_at.is_not(None), signals.c.kind == HOST_DOWN,
                                 signals.c.host.is_(None))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
     # ---- inventory -------------------------------------------------------------------
 
     def replace_inventory(self, services: list[dict], now: datetime) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             lock(conn, "inventory")  # another process refreshing at once would insert the same hosts
             conn.execute(compute_hosts.delete())
             if services:
                 conn.execute(compute_hosts.insert(), [{**s, "refreshed_at": now} for s in services])
 
     def inventory(self) -> tuple[list[str], datetime | None]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(sa.select(compute_hosts.c.host, compute_hosts.c.refreshed_at)).all()
         return [r.host for r in rows], (max(r.refreshed_at for r in rows) if rows else None)
 
@@ -210,13 +232,13 @@ class Store:
         """When this worker may next find work: a leased incident is not due before its lease ends."""
         held = sa.and_(incidents.c.lease_owner.is_not(None), incidents.c.lease_expires > now)
         when = sa.case((held, incidents.c.lease_expires), else_=incidents.c.due_at)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return conn.execute(sa.select(sa.func.min(sa.type_coerce(when, UTCDateTime))).where(
                 incidents.c.closed_at.is_(None), incidents.c.due_at.is_not(None))).scalar()
 
     def due_incidents(self, now: datetime, limit: int = 20) -> list[int]:
         free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return list(conn.execute(sa.select(incidents.c.id).where(
                 incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
             ).order_by(incidents.c.due_at).limit(limit)).scalars())
@@ -224,7 +246,7 @@ class Store:
     def claim(self, incident_id: int, owner: str, now: datetime, lease_seconds: float) -> Claim | None:
         """Take the incident's lease; a new epoch makes any older holder's commit fail."""
         free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             row = conn.execute(incidents.update().where(
                 incidents.c.id == incident_id, incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
             ).values(lease_owner=owner, lease_expires=now + timedelta(seconds=lease_seconds),
@@ -232,20 +254,14 @@ class Store:
             return None if row is None else self._snapshot(conn, row, now)
 
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
             return None if row is None else self._snapshot(conn, row, now)
 
     def _snapshot(self, conn, row, now: datetime) -> Snapshot:
-        latest: dict[tuple[str, str], str] = {}
-        for sig in conn.execute(sa.select(signals.c.source, signals.c.fingerprint, signals.c.status)
-                                .where(signals.c.incident_id == row.id).order_by(signals.c.id)):
-            latest[(sig.source, sig.fingerprint)] = sig.status
-        firing: dict[str, int] = {}
-        resolved: dict[str, int] = {}
-        for (source, _), status in latest.items():
-            counts = firing if status == FIRING else resolved
-            counts[source] = counts.get(source, 0) + 1
+        # kept by intake as signals are taken in: nothing to count here
+        counts = row.signal_counts or {}
+        firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
         bound = tuple(_evidence(ev) for ev in conn.execute(
             sa.select(evidence).where(evidence.c.incident_id == row.id).order_by(evidence.c.id)))
         proof = next((ev for ev in bound if ev.id == row.proof_id), None)
@@ -288,7 +304,7 @@ class Store:
                 values.update(lease_owner=owner, lease_expires=lease_until)
         if not keep_lease:
             values.update(lease_owner=None, lease_expires=None)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             row = conn.execute(incidents.update().where(
                 incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch, held,
             ).values(**values).returning(incidents.c.nudges)).first()
@@ -345,7 +361,7 @@ class Store:
     # ---- operators -------------------------------------------------------------------
 
     def open_incident_for(self, host: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(incidents).where(
                 incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
         return None if row is None else _row(row)
@@ -355,7 +371,7 @@ class Store:
         """Record a person's fencing confirmation as evidence. It belongs to the host's open
         incident (more evidence, if it has proof already), or, with none open, waits up to
         `window` seconds for the host's next incident (incidents.early_confirmation_counts)."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
             inc = conn.execute(sa.select(incidents).where(
                 incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
@@ -376,7 +392,7 @@ class Store:
                         policy: Policy = Policy()) -> dict:
         """A person's retry or close, as decide() rules on it. LookupError: no such incident;
         ValueError: refused now (the message says why)."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             # FOR UPDATE: two operators at once on PostgreSQL would both pass decide()
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
             if row is None:
@@ -404,11 +420,11 @@ class Store:
             query = query.where(incidents.c.host == host)
         if open_only:
             query = query.where(incidents.c.closed_at.is_(None))
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
     def get_incident(self, incident_id: int) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
             if row is None:
                 return None
@@ -424,9 +440,120 @@ class Store:
         return out
 
     def counts(self) -> dict[str, dict]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             by_state = dict(conn.execute(sa.select(incidents.c.state, sa.func.count())
                                          .group_by(incidents.c.state)).all())
             by_source = dict(conn.execute(sa.select(signals.c.source, sa.func.count())
                                           .group_by(signals.c.source)).all())
         return {"incidents": by_state, "signals": by_source}
+
+
+# intake's statements for every signal, built once
+_TAKE_SIGNAL = signals.update().where(signals.c.id == sa.bindparam("signal_id")).values(
+    host=sa.bindparam("to_host"), note=sa.bindparam("to_note"), incident_id=sa.bindparam("to_incident"))
+_REPORTS = sa.select(signals.c.id, signals.c.status, signals.c.incident_id).where(
+    signals.c.source == sa.bindparam("source"), signals.c.fingerprint == sa.bindparam("fingerprint"))
+
+
+class _IntakeBatch:
+    """Signals taken in within one transaction: the incidents they touch are read once, their
+    counts kept in memory and written back once, by finish()."""
+
+    def __init__(self, store: Store, conn, now: datetime, dry_run: bool):
+        self.store, self.conn, self.now, self.dry_run = store, conn, now, dry_run
+        self.by_id: dict[int, _Tracked] = {}
+        self.open_for: dict[str, _Tracked | None] = {}
+
+    def take(self, sig, host: str | None, note: str) -> int | None:
+        inc = self._incident_for(sig, host)
+        self.conn.execute(_TAKE_SIGNAL, {"signal_id": sig.id, "to_host": host, "to_note": note,
+                                         "to_incident": None if inc is None else inc.id})
+        return None if inc is None else inc.id
+
+    def _incident_for(self, sig, host: str | None) -> _Tracked | None:
+        if sig.kind == HOST_DOWN and sig.status == RESOLVED:
+            return self._resolved(sig)
+        inc = self._open_incident(host)
+        admission = sm.admit(sig.kind == HOST_DOWN, sig.status == FIRING, host,
+                             None if inc is None else Incident(inc.id, inc.host, inc.state, self.dry_run),
+                             sig.source, sig.fingerprint, sig.rule)
+        if admission.action == sm.RECORD:
+            return None
+        if admission.action == sm.OPEN:
+            inc = self._open(host, sig.id, admission.cause)
+        else:
+            _timeline(self.conn, inc.id, self.now, inc.state, inc.state, admission.cause,
+                      detail={"signal_id": sig.id})
+        self._count(inc, sig)
+        return inc
+
+    def _resolved(self, sig) -> _Tracked | None:
+        """A resolved alert goes to the incident its firing twin went to."""
+        firing = self.conn.execute(sa.select(signals.c.incident_id).where(
+            signals.c.source == sig.source, signals.c.fingerprint == sig.fingerprint,
+            signals.c.status == FIRING, signals.c.incident_id.is_not(None),
+        ).order_by(signals.c.id.desc())).first()
+        if firing is None:
+            return None
+        inc = self._incident(firing.incident_id)
+        self._count(inc, sig)
+        _timeline(self.conn, inc.id, self.now, inc.state, inc.state,
+                  f"alert resolved: {sig.source} {sig.fingerprint}", detail={"signal_id": sig.id})
+        return inc
+
+    def _count(self, inc: _Tracked, sig) -> None:
+        """The signal's alert now counts by this, its latest status (unless a later one came first)."""
+        # by the fingerprint's index: an incident may have thousands of signals, an alert has few
+        reports = self.conn.execute(_REPORTS, {"source": sig.source, "fingerprint": sig.fingerprint}).all()
+        before = max((r for r in reports if r.incident_id == inc.id and r.id != sig.id),
+                     key=lambda r: r.id, default=None)
+        if before is not None and before.id > sig.id:
+            return  # an older report of the alert, taken in late: the latest one still counts
+        firing_before = inc.firing_total()
+        if before is not None:
+            counts = inc.counts[before.status]
+            counts[sig.source] -= 1
+            if not counts[sig.source]:
+                del counts[sig.source]
+        inc.counts[sig.status][sig.source] = inc.counts[sig.status].get(sig.source, 0) + 1
+        inc.changed = True
+        if inc.is_open and sm.firing_change_matters(inc.state, inc.proof_id is not None,
+                                                    firing_before, inc.firing_total()):
+            inc.nudge = True
+
+    def _open_incident(self, host: str | None) -> _Tracked | None:
+        if host is None:
+            return None
+        if host not in self.open_for:
+            row = self.conn.execute(sa.select(incidents).where(
+                incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
+            self.open_for[host] = None if row is None else self.by_id.setdefault(row.id, _Tracked.of(row))
+        return self.open_for[host]
+
+    def _incident(self, incident_id: int) -> _Tracked:
+        if incident_id not in self.by_id:
+            row = self.conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).one()
+            self.by_id[incident_id] = _Tracked.of(row)
+        return self.by_id[incident_id]
+
+    def _open(self, host: str, signal_id: int, cause: str) -> _Tracked:
+        now, conn = self.now, self.conn
+        incident_id = conn.execute(incidents.insert().values(
+            host=host, state=sm.SUSPECTED, dry_run=self.dry_run, opened_at=now, updated_at=now,
+            due_at=now, epoch=0, nudges=0)).inserted_primary_key[0]
+        _timeline(conn, incident_id, now, None, sm.SUSPECTED, cause,
+                  detail={"signal_id": signal_id, "dry_run": self.dry_run})
+        self.store._bind_early_confirmations(conn, host, incident_id, now)
+        inc = _Tracked(incident_id, host, sm.SUSPECTED, True, None, {FIRING: {}, RESOLVED: {}})
+        self.by_id[incident_id] = self.open_for[host] = inc
+        return inc
+
+    def finish(self) -> None:
+        """Write back each changed incident's counts, and nudge those whose decision may change."""
+        for inc in sorted(self.by_id.values(), key=lambda i: i.id):  # one lock order: no deadlock
+            if not inc.changed:
+                continue
+            values: dict[str, Any] = {"signal_counts": inc.counts}
+            if inc.nudge:
+                values.update(due_at=self.now, nudges=incidents.c.nudges + 1)
+            self.conn.execute(incidents.update().where(incidents.c.id == inc.id).values(**values))

@@ -82,6 +82,9 @@ incidents = sa.Table(
     sa.Column("nudges", sa.Integer, nullable=False, server_default="0"),
     # the evidence accepted as this incident's fencing proof (bound to this incident)
     sa.Column("proof_id", sa.Integer),
+    # its alerts, each counted once by its latest status, per source: {"firing": {source: n},
+    # "resolved": {...}}; kept by intake as signals are taken in (NULL: none yet)
+    sa.Column("signal_counts", sa.JSON),
 )
 # one open incident per host, enforced by the database itself
 sa.Index("one_open_incident_per_host", incidents.c.host, unique=True,

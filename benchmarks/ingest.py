@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Ingest storm benchmark: the bridge served as README does (`hostdown-bridge serve`, gunicorn,
+default workers, engine on), against a bare Flask+gunicorn app that parses the JSON and answers
+202 (the ceiling), in the same run. Every request carries a distinct Alertmanager alert.
+
+Measured: closed-loop throughput at concurrency 16 and 64, open-loop latency at 500, 1,000 and
+2,000 requests/s (from each request's scheduled send time), alerts spread over 1,000 hosts and
+all for one host; grouped bodies of 100 alerts (alerts/s); a 10,000-alert storm, until every
+alert is accepted and until the engine has taken every one in. Afterwards the database is asked
+for every alert answered 202: `lost` counts those it does not hold. The client (asyncio, aiohttp)
+shares the machine's cores with the servers; its CPU time is reported.
+
+    .venv/bin/python benchmarks/ingest.py [--seconds 4] [--storm 10000] [--database-url URL]
+
+The last line is
+    ingest durable_rps=<x> ceiling_rps=<x> ratio=<x> p99_ms_at_1000=<x> lost=<n>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bridge.config import DEFAULTS  # noqa: E402
+from tests.harness.bridge_process import (  # noqa: E402
+    WEBHOOK_TOKEN, BridgeProcess, base_config, free_port, wait_until)
+
+HOSTS = 1000
+CEILING_APP = textwrap.dedent("""
+    from flask import Flask, request
+    app = Flask("ceiling")
+
+    @app.post("/v1/alerts/<source>")
+    def receive(source):
+        body = request.get_json()
+        return {"accepted": len(body["alerts"])}, 202
+""")
+
+
+def alert_body(run: str, n: int, group: int, one_host: bool) -> bytes:
+    """Alertmanager webhook (version 4) with `group` distinct alerts, numbered from n."""
+    alerts = []
+    for k in range(n, n + group):
+        host = "compute-0000" if one_host else f"compute-{k % HOSTS:04d}"
+        alerts.append({
+            "status": "firing", "fingerprint": f"{run}-{k}", "startsAt": "2026-11-24T19:17:07Z",
+            "labels": {"alertname": "HostDown", "severity": "critical", "openstack_host": host,
+                       "instance": f"{host}:9100", "job": "node"},
+            "annotations": {"summary": f"{host} unreachable"},
+        })
+    return json.dumps({"version": "4", "status": "firing", "receiver": "bridge", "alerts": alerts}).encode()
+
+
+@dataclass
+class Phase:
+    target: str
+    name: str
+    seconds: float = 0
+    sent: int = 0
+    ok: int = 0
+    other: dict = field(default_factory=dict)
+    latencies: list = field(default_factory=list)
+    fingerprints: list = field(default_factory=list)  # of alerts answered 202
+    alerts_per_request: int = 1
+    client_cpu: float = 0
+    lost: int | None = None  # answered 202, not found stored (bridge phases)
+
+    @property
+    def rate(self) -> float:
+        return self.ok * self.alerts_per_request / self.seconds if self.seconds else 0
+
+    def quantile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        values = sorted(self.latencies)
+        return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+class Client:
+    def __init__(self, url: str, connections: int):
+        self.url = url
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, force_close=False),
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=60))
+        self.counter = itertools.count()
+
+    async def post(self, phase: Phase, body: bytes, first: str, scheduled: float | None = None) -> None:
+        start = scheduled if scheduled is not None else time.perf_counter()
+        phase.sent += 1
+        try:
+            async with self.session.post(self.url + "/v1/alerts/alertmanager", data=body) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            status = type(exc).__name__
+        if status == 202:
+            phase.ok += 1
+            phase.latencies.append(time.perf_counter() - start)
+            phase.fingerprints.append(first)
+        else:
+            phase.other[status] = phase.other.get(status, 0) + 1
+
+    async def closed(self, phase: Phase, concurrency: int, seconds: float, run: str, one_host: bool,
+                     group: int = 1, total: int | None = None) -> Phase:
+        """`concurrency` senders, each posting as soon as its last answer came, for `seconds` or `total` bodies."""
+        phase.alerts_per_request = group
+        cpu, start = time.process_time(), time.perf_counter()
+        deadline = start + seconds
+        left = itertools.count()
+
+        async def sender():
+            while time.perf_counter() < deadline if total is None else next(left) < total:
+                n = next(self.counter) * group
+                await self.post(phase, alert_body(run, n, group, one_host), f"{run}-{n}")
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        phase.seconds, phase.client_cpu = time.perf_counter() - start, time.process_time() - cpu
+        return phase
+
+    async def open(self, phase: Phase, rate: float, seconds: float, run: str, one_host: bool) -> Phase:
+        """Requests sent on a fixed schedule whatever the answers; latency counts from the schedule."""
+        cpu, start = time.process_time(), time.perf_counter()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            n = next(self.counter)
+            tasks.append(asyncio.create_task(
+                self.post(phase, alert_body(run, n, 1, one_host), f"{run}-{n}", scheduled)))
+        await asyncio.gather(*tasks)
+        phase.seconds, phase.client_cpu = time.perf_counter() - start, time.process_time() - cpu
+        return phase
+
+
+class Ceiling:
+    """The bare app under gunicorn, with the bridge's worker and thread counts."""
+
+    def __init__(self, workdir: Path, workers: int, threads: int):
+        (workdir / "ceiling_app.py").write_text(CEILING_APP)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--chdir", str(workdir), "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+             "ceiling_app:app"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def up():
+            try:
+                import socket
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+        wait_until("ceiling app", up, 30)
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(20)
+
+
+def stored(db: sa.Engine, prefix: str) -> tuple[set[str], int]:
+    """Fingerprints stored under this run prefix, and how many of them are not yet taken in."""
+    with db.connect() as conn:
+        rows = conn.execute(sa.text("SELECT fingerprint, processed_at FROM signals WHERE fingerprint LIKE :p"),
+                            {"p": prefix + "-%"}).all()
+    return {r.fingerprint for r in rows}, sum(r.processed_at is None for r in rows)
+
+
+def unprocessed(db: sa.Engine) -> int:
+    with db.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM signals WHERE processed_at IS NULL")).scalar()
+
+
+def settle(db: sa.Engine, timeout: float = 120) -> float:
+    """Seconds until the engine has taken in every stored signal."""
+    start = time.perf_counter()
+    wait_until("the engine to take in every signal", lambda: unprocessed(db) == 0, timeout, 0.05)
+    return time.perf_counter() - start
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of a process group (gunicorn master and workers) so far."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:  # pgrp
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> dict:
+    client = Client(url, 512)
+    lost_of = {}
+    run_ids = itertools.count()
+
+    async def measure(phase_coro, phase: Phase):
+        await phase_coro
+        phases.append(phase)
+        settle(db)
+        return phase
+
+    try:
+        await client.closed(Phase("bridge", "warm-up"), 8, 1.0, "warm", False)
+        settle(db)
+        for one_host in (False, True):
+            where = "1 host" if one_host else f"{HOSTS} hosts"
+            for concurrency in (16, 64):
+                run = f"r{next(run_ids)}"
+                phase = Phase("bridge", f"closed c={concurrency}, {where}")
+                await measure(client.closed(phase, concurrency, args.seconds, run, one_host), phase)
+                lost_of[run] = phase
+            for rate in (500, 1000, 2000):
+                run = f"r{next(run_ids)}"
+                phase = Phase("bridge", f"open {rate}/s, {where}")
+                await measure(client.open(phase, rate, args.seconds, run, one_host), phase)
+                lost_of[run] = phase
+        run = f"r{next(run_ids)}"
+        phase = Phase("bridge", f"closed c=16, bodies of 100 alerts, {HOSTS} hosts")
+        await measure(client.closed(phase, 16, args.seconds, run, False, group=100), phase)
+        lost_of[run] = phase
+        # the storm: every alert accepted, then every alert taken in by the engine
+        run = f"r{next(run_ids)}"
+        storm = Phase("bridge", f"storm of {args.storm} alerts, c=64, {HOSTS} hosts")
+        start = time.perf_counter()
+        await client.closed(storm, 64, 3600, run, False, total=args.storm)
+        accepted = time.perf_counter() - start
+        taken_in = accepted + settle(db, timeout=600)
+        phases.append(storm)
+        lost_of[run] = storm
+    finally:
+        await client.session.close()
+    lost = 0
+    for run, phase in lost_of.items():
+        found, _ = stored(db, run)
+        # a grouped body stores alerts n..n+99: its first one stands for it (all or none commit together)
+        phase.lost = sum(fp not in found for fp in phase.fingerprints)
+        lost += phase.lost
+    return {"lost": lost, "storm_accepted": accepted, "storm_taken_in": taken_in}
+
+
+async def bench_ceiling(url: str, args, phases: list[Phase]) -> None:
+    client = Client(url, 512)
+    try:
+        await client.closed(Phase("ceiling", "warm-up"), 8, 1.0, "warm", False)
+        for concurrency in (16, 64):
+            phases.append(await client.closed(Phase("ceiling", f"closed c={concurrency}"), concurrency,
+                                              args.seconds, "c", False))
+        for rate in (500, 1000, 2000):
+            phases.append(await client.open(Phase("ceiling", f"open {rate}/s"), rate, args.seconds, "c", False))
+    finally:
+        await client.session.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4, help="length of each measured phase")
+    parser.add_argument("--storm", type=int, default=10000, help="alerts in the storm")
+    parser.add_argument("--database-url", help="PostgreSQL instead of SQLite (an empty database)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a private PostgreSQL cluster started as the tests do (note: its fsync is off)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (README default: 2)")
+    args = parser.parse_args()
+    phases: list[Phase] = []
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.postgres:
+            from tests.harness.postgres import PostgresCluster
+            top = workdir / "pg-top"
+            top.mkdir()
+            os.chmod(tmp, 0o755)
+            top.chmod(0o755)
+            cluster = PostgresCluster(top / "pg").start()
+            cluster.execute("CREATE DATABASE bench")
+            args.database_url = cluster.url("bench")
+        try:
+            return run(args, workdir, phases)
+        finally:
+            if args.postgres:
+                cluster.stop()
+
+
+def run(args, workdir: Path, phases: list[Phase]) -> int:
+    """Both servers measured in turn; the table and the summary line printed."""
+    overrides = {"server": {"rate_limit": {"enabled": True, "webhook": "1000000/second",
+                                           "admin": "1000/second"}}}
+    if args.database_url:
+        overrides["database"] = {"url": args.database_url}
+    config = base_config(workdir, **overrides)
+    config["engine"] = {}  # README's defaults
+    bridge = BridgeProcess(workdir, config, workers=args.workers).start()
+    db = sa.create_engine(config["database"]["url"])
+    try:
+        cpu = server_cpu(bridge.proc.pid)
+        outcome = asyncio.run(bench_bridge(bridge.url, db, args, phases))
+        bridge_cpu = server_cpu(bridge.proc.pid) - cpu
+    finally:
+        bridge.stop()
+        db.dispose()
+    ceiling = Ceiling(workdir, args.workers, DEFAULTS["server"]["threads"])
+    try:
+        asyncio.run(bench_ceiling(ceiling.url, args, phases))
+    finally:
+        ceiling.stop()
+
+    print(f"\n{'target':<8} {'phase':<44} {'ok':>6} {'other':>10} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'client cpu':>10} {'lost':>5}")
+    for p in phases:
+        other = ",".join(f"{k}:{v}" for k, v in p.other.items()) or "-"
+        unit = " alerts" if p.alerts_per_request > 1 else ""
+        print(f"{p.target:<8} {p.name:<44} {p.ok:>6} {other:>10} {p.rate:>8.0f} {p.quantile(0.5):>8.1f} "
+              f"{p.quantile(0.99):>8.1f} {p.client_cpu / p.seconds:>9.0%} {'-' if p.lost is None else p.lost:>5}{unit}")
+    print(f"storm of {args.storm} alerts: accepted in {outcome['storm_accepted']:.1f} s, "
+          f"taken in by the engine after {outcome['storm_taken_in']:.1f} s; bridge processes used "
+          f"{bridge_cpu:.0f} CPU s in all")
+
+    def best(target: str, prefix: str) -> float:
+        return max(p.rate for p in phases if p.target == target and p.name.startswith(prefix)
+                   and p.alerts_per_request == 1)
+
+    durable = max((p.ok - p.lost) / p.seconds for p in phases
+                  if p.target == "bridge" and p.name.startswith("closed") and p.alerts_per_request == 1)
+    ceiling_rps = best("ceiling", "closed")
+    p99 = max(p.quantile(0.99) for p in phases if p.target == "bridge" and p.name.startswith("open 1000/s"))
+    print(f"ingest durable_rps={durable:.0f} ceiling_rps={ceiling_rps:.0f} ratio={durable / ceiling_rps:.2f} "
+          f"p99_ms_at_1000={p99:.1f} lost={outcome['lost']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

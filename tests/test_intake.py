@@ -1,0 +1,67 @@
+"""Intake keeps each incident's alert counts as signals come in, and wakes the engine only when
+a signal can change what decide() says."""
+
+import itertools
+
+import sqlalchemy as sa
+
+from bridge import incidents as sm
+from bridge.store.tables import signals
+from tests.test_engine import alert
+
+
+def recount(store, incident_id: int) -> tuple[dict, dict]:
+    """Each alert once, by its latest status, per source: what the counts must say."""
+    latest = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(sa.select(signals.c.source, signals.c.fingerprint, signals.c.status)
+                                .where(signals.c.incident_id == incident_id).order_by(signals.c.id)):
+            latest[row.source, row.fingerprint] = row.status
+    firing, resolved = {}, {}
+    for (source, _), status in latest.items():
+        counts = firing if status == "firing" else resolved
+        counts[source] = counts.get(source, 0) + 1
+    return firing, resolved
+
+
+def test_counts_follow_each_alerts_latest_status_whatever_order_signals_are_taken_in(bridge):
+    reports = [alert(fingerprint="a"), alert(fingerprint="b"), alert(fingerprint="a", status="resolved"),
+               alert(fingerprint="b", status="resolved"), alert(fingerprint="a", starts="2026-11-24T20:00:00Z")]
+    ids = [bridge.post_alert(body).get_json()["signals"][0]["id"] for body in reports]
+    store = bridge.store
+    # the first report opens the incident; the rest come in every order, several in one batch
+    for order in itertools.islice(itertools.permutations(ids[1:]), 0, None, 5):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE signals SET processed_at = NULL, incident_id = NULL")
+            conn.exec_driver_sql("DELETE FROM timeline")
+            conn.exec_driver_sql("DELETE FROM incidents")
+        store.intake(ids[0], "compute-01", "test", bridge.clock(), dry_run=True, confirmation_window=600)
+        store.intake_many([(order[0], "compute-01", "test")], bridge.clock(), dry_run=True, confirmation_window=600)
+        store.intake_many([(i, "compute-01", "test") for i in order[1:]], bridge.clock(), dry_run=True,
+                          confirmation_window=600)
+        [inc] = store.list_incidents()
+        snap = store.snapshot(inc["id"], bridge.clock())
+        assert (dict(snap.signals.firing), dict(snap.signals.resolved)) == recount(store, inc["id"]), order
+        if list(order) == sorted(order):  # in arrival order: a fires again, b is resolved
+            assert (snap.signals.firing, snap.signals.resolved) == ({"alertmanager": 1}, {"alertmanager": 1})
+
+
+def test_a_join_while_other_alerts_fire_does_not_wake_the_engine_but_the_last_resolve_does(bridge):
+    bridge.post_alert(alert(fingerprint="a"))
+    bridge.settle()
+    opened = bridge.only_incident()
+    assert opened["state"] == sm.FENCING
+    bridge.post_alert(alert(fingerprint="b"))
+    bridge.engine.intake_pending()
+    joined = bridge.only_incident()
+    assert "alert joined: alertmanager b (compute-host-down)" in [t["cause"] for t in joined["timeline"]]
+    assert (joined["nudges"], joined["due_at"]) == (opened["nudges"], opened["due_at"])
+    bridge.post_alert(alert(fingerprint="a", status="resolved"))
+    bridge.engine.intake_pending()
+    assert bridge.only_incident()["nudges"] == opened["nudges"]  # b still fires
+    bridge.post_alert(alert(fingerprint="b", status="resolved"))
+    bridge.engine.intake_pending()
+    last = bridge.only_incident()
+    assert last["nudges"] == opened["nudges"] + 1 and last["due_at"] == bridge.clock()
+    bridge.settle()
+    assert bridge.only_incident()["state"] == sm.CANCELLED
