@@ -315,9 +315,9 @@ def run(args, workdir: Path, phases: list[Phase]) -> int:
     bridge = BridgeProcess(workdir, config, workers=args.workers).start()
     db = sa.create_engine(config["database"]["url"])
     try:
-        cpu = server_cpu(bridge.proc.pid)
+        cpu = server_cpu(bridge.process.proc.pid)
         outcome = asyncio.run(bench_bridge(bridge.url, db, args, phases))
-        bridge_cpu = server_cpu(bridge.proc.pid) - cpu
+        bridge_cpu = server_cpu(bridge.process.proc.pid) - cpu
     finally:
         bridge.stop()
         db.dispose()
