@@ -81,7 +81,7 @@ def check_config(path):
 
 @main.group()
 def db():
-    """Database schema."""
+    """Database schema and retention."""
 
 
 @db.command()
@@ -92,6 +92,29 @@ def upgrade(config_path):
 
     build_store(_load(config_path), migrate=True)
     click.echo("database schema is current")
+
+
+@db.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="count what is due, delete nothing")
+def prune(config_path, dry_run):
+    """Delete old signals and long-ended incidents (retention: in the config), in batches.
+    Nothing an open incident needs, no signal not yet taken in, never the host inventory."""
+    from datetime import datetime, timezone
+
+    from bridge.app import build_store
+    from bridge.store import pending_migrations
+    from bridge.store.retention import Retention, prune as run
+
+    config = _load(config_path)
+    policy, engine = Retention.from_config(config), build_store(config).engine
+    if pending_migrations(engine):
+        raise click.ClickException("the database schema is not current: run `hostdown-bridge db upgrade` first")
+    done = run(engine, policy, datetime.now(timezone.utc), dry_run=dry_run)
+    counts = ", ".join(f"{n} {kind}" for kind, n in done.items())
+    click.echo(f"{'due (dry-run, nothing deleted)' if dry_run else 'deleted'}: {counts} "
+               f"(signals older than {policy.signals_days:g} days, incidents ended "
+               f"{policy.closed_incidents_days:g} days ago)")
 
 
 # ---- commands that talk to a running bridge ---------------------------------------------
