@@ -425,6 +425,7 @@ class _IntakeBatch:
         self.store, self.conn, self.now, self.dry_run = store, conn, now, dry_run
         self.by_id: dict[int, _Tracked] = {}
         self.open_for: dict[str, _Tracked | None] = {}
+        self.bursts = arrivals.Bursts(conn, now, _timeline)  # joins, attaches, resolves: one entry per burst
 
     def take(self, sig, host: str | None, note: str) -> int | None:
         inc = self._incident_for(sig, host)
@@ -445,9 +446,7 @@ class _IntakeBatch:
             inc = self._open(host, sig.id, admission.cause)
         else:
             verb = arrivals.JOINED if admission.action == sm.JOIN else arrivals.ATTACHED
-            detail = arrivals.extend(self.conn, inc.id, inc.state, self.now, verb, sig)
-            if detail is not None:  # the first of a burst: its own row
-                _timeline(self.conn, inc.id, self.now, inc.state, inc.state, admission.cause, detail=detail)
+            self.bursts.note(inc.id, inc.state, verb, sig, admission.cause)
         self._count(inc, sig)
         return inc
 
@@ -461,10 +460,7 @@ class _IntakeBatch:
             return None
         inc = self._incident(firing.incident_id)
         self._count(inc, sig)
-        detail = arrivals.extend(self.conn, inc.id, inc.state, self.now, arrivals.RESOLVED, sig)
-        if detail is not None:
-            _timeline(self.conn, inc.id, self.now, inc.state, inc.state,
-                      f"alert resolved: {sig.source} {sig.fingerprint}", detail=detail)
+        self.bursts.note(inc.id, inc.state, arrivals.RESOLVED, sig, f"alert resolved: {sig.source} {sig.fingerprint}")
         return inc
 
     def _count(self, inc: _Tracked, sig) -> None:
@@ -516,6 +512,7 @@ class _IntakeBatch:
 
     def finish(self) -> None:
         """Write back each changed incident's counts, and nudge those whose decision may change."""
+        self.bursts.flush()
         for inc in sorted(self.by_id.values(), key=lambda i: i.id):  # one lock order: no deadlock
             if not inc.changed:
                 continue
