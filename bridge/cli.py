@@ -81,7 +81,7 @@ def check_config(path):
 
 @main.group()
 def db():
-    """Database schema."""
+    """Database schema and retention."""
 
 
 @db.command()
@@ -92,6 +92,29 @@ def upgrade(config_path):
 
     build_store(_load(config_path), migrate=True)
     click.echo("database schema is current")
+
+
+@db.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="count what is due, delete nothing")
+def prune(config_path, dry_run):
+    """Delete old signals and long-ended incidents (retention: in the config), in batches.
+    Nothing an open incident needs, no signal not yet taken in, never the host inventory."""
+    from datetime import datetime, timezone
+
+    from bridge.app import build_store
+    from bridge.store import pending_migrations
+    from bridge.store.retention import Retention, prune as run
+
+    config = _load(config_path)
+    policy, engine = Retention.from_config(config), build_store(config).engine
+    if pending_migrations(engine):
+        raise click.ClickException("the database schema is not current: run `hostdown-bridge db upgrade` first")
+    done = run(engine, policy, datetime.now(timezone.utc), dry_run=dry_run)
+    counts = ", ".join(f"{n} {kind}" for kind, n in done.items())
+    click.echo(f"{'due (dry-run, nothing deleted)' if dry_run else 'deleted'}: {counts} "
+               f"(signals older than {policy.signals_days:g} days, incidents ended "
+               f"{policy.closed_incidents_days:g} days ago)")
 
 
 # ---- commands that talk to a running bridge ---------------------------------------------
@@ -159,39 +182,58 @@ def incidents():
 @click.option("--state")
 @click.option("--host")
 @click.option("--open", "open_only", is_flag=True, help="only incidents not closed or cancelled")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="incidents per page")
+@click.option("--before", type=click.IntRange(0), help="only incidents older than this id (the next page)")
 @_client_options
-def list_incidents(state, host, open_only, url, token_file, as_json):
-    """List incidents, newest first."""
-    query = "&".join(f"{k}={v}" for k, v in (("state", state), ("host", host),
-                                              ("open", "1" if open_only else None)) if v)
-    payload = _call("GET", url, "/v1/incidents" + (f"?{query}" if query else ""), token_file)
+def list_incidents(state, host, open_only, limit, before, url, token_file, as_json):
+    """List incidents, newest first, one page."""
+    query = "&".join(f"{k}={v}" for k, v in (("state", state), ("host", host), ("open", "1" if open_only else None),
+                                              ("limit", limit), ("before", before)) if v is not None)
+    payload = _call("GET", url, f"/v1/incidents?{query}", token_file)
     if as_json:
         return _echo_json(payload)
     click.echo(f"{'ID':>5}  {'HOST':<24} {'STATE':<15} {'DRY':<4} {'OPENED':<28} LAST ERROR")
     for inc in payload["incidents"]:
         click.echo(f"{inc['id']:>5}  {inc['host']:<24} {inc['state']:<15} {'yes' if inc['dry_run'] else 'no':<4} "
                    f"{inc['opened_at']:<28} {inc['last_error'] or ''}")
+    if payload["next"]:
+        click.echo(f"more: --before {payload['incidents'][-1]['id']}")
+
+
+def _every(url: str, path: str, key: str, token_file: str | None):
+    """Each item of a paged list, following its `next` links."""
+    while path:
+        page = _call("GET", url, path, token_file)
+        yield from page[key]
+        path = page["next"]
 
 
 @incidents.command("show")
 @click.argument("incident_id", type=int)
 @_client_options
 def show_incident(incident_id, url, token_file, as_json):
-    """One incident with its timeline and evidence."""
+    """One incident with its whole timeline (paged through) and its evidence."""
     inc = _call("GET", url, f"/v1/incidents/{incident_id}", token_file)
+    counts, links = inc["counts"], inc["links"]
+    whole = {name: inc[name] if counts[name] == len(inc[name])
+             else list(_every(url, f"{links[name]}?limit=1000", name, token_file))
+             for name in ("timeline", "evidence")}
     if as_json:
-        return _echo_json(inc)
+        return _echo_json({**inc, **whole})
     click.echo(f"incident {inc['id']}  host {inc['host']}  state {inc['state']}"
                f"{'  (dry-run)' if inc['dry_run'] else ''}")
     if inc["last_error"]:
         click.echo(f"last error: {inc['last_error']}")
     click.echo("timeline:")
-    for entry in inc["timeline"]:
+    for entry in whole["timeline"]:
         move = entry["to_state"] if entry["from_state"] == entry["to_state"] else \
             f"{entry['from_state'] or '-'} -> {entry['to_state']}"
         click.echo(f"  {entry['at']}  {move:<26} {entry['cause']}  [{entry['actor']}]")
-    for ev in inc["evidence"]:
+    for ev in whole["evidence"]:
         click.echo(f"evidence: {ev['kind']} by {ev['actor']} at {ev['at']}: {ev['reason']}")
+    by_source = ", ".join(f"{source} " + "/".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+                          for source, statuses in sorted(counts["signals_by_source"].items()))
+    click.echo(f"signals: {counts['signals']}{f' ({by_source})' if by_source else ''}; {links['signals']}")
 
 
 def _operator_command(action: str, summary: str):

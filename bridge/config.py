@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "fencing": {"driver": "manual", "timeout": 300, "on_timeout": "held", "confirmation_window": 600},
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
+    "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
+                  "batch": 1000},
     "logging": {"level": "INFO"},
     "rules": [],
 }

@@ -24,6 +24,7 @@ from typing import Callable
 from bridge import incidents as sm
 from bridge.executor import Executor
 from bridge.fencing import driver_for
+from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
 from bridge.nova import Nova
@@ -65,6 +66,7 @@ class Engine:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._intake = threading.Lock()
+        self.housekeeping = Housekeeping(config, store.engine, clock)
 
     # ---- running -------------------------------------------------------------------
 
@@ -75,10 +77,13 @@ class Engine:
             thread = threading.Thread(target=self._loop, args=(event,), name=f"engine-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.config["retention"]["enabled"]:
+            self.housekeeping.start()
         log.info("engine started: %d threads, owner %s", len(self._threads), self.owner)
 
     def stop(self, timeout: float = 10) -> None:
         self._stopping.set()
+        self.housekeeping.stop(timeout)
         for event in self._wakeups:
             event.set()
         for thread in self._threads:

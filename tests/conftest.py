@@ -86,6 +86,23 @@ class InProcessBridge:
         assert len(items) == 1, items
         return self.store.get_incident(items[0]["id"])
 
+    def signals_of(self, incident_id: int) -> list[dict]:
+        """Every signal linked to the incident, paged through as the API does."""
+        return every(lambda after: self.store.incident_signals(incident_id, after=after, limit=100))
+
+
+def every(fetch) -> list[dict]:
+    """All pages of fetch(after) (oldest first, paged on id) joined."""
+    out: list[dict] = []
+    while page := fetch(out[-1]["id"] if out else 0):
+        out += page
+    return out
+
+
+def joined(incident: dict, burst: str = "joined") -> int:
+    """How many alerts the incident's timeline says joined it (counted across burst entries)."""
+    return sum(t["detail"]["count"] for t in incident["timeline"] if t["detail"].get("burst") == burst)
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):

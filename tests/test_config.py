@@ -27,6 +27,8 @@ def test_embedded_default_needs_its_tokens_from_the_environment(monkeypatch):
     monkeypatch.setenv("HOSTDOWN_BRIDGE_ADMIN_TOKEN", "a")
     config = load(None)
     assert config["dry_run"] is True and config.cloud is None
+    assert config["retention"] == {"enabled": True, "signals_days": 30, "closed_incidents_days": 90,
+                                   "interval": 3600, "batch": 1000}
     assert config.webhook_tokens == dict.fromkeys(["alertmanager", "zabbix", "nagios", "icinga2"], "w")
     assert config.admin_tokens == {"a": "admin"}
 
@@ -36,6 +38,9 @@ def test_embedded_default_needs_its_tokens_from_the_environment(monkeypatch):
     ({"server": {"bind": "8080"}}, "server.bind: '8080' does not match"),
     ({"fencing": {"on_timeout": "ignore"}}, "fencing.on_timeout: 'ignore' is not one of ['held', 'failed']"),
     ({"fencing": {"timeout": 0}}, "fencing.timeout: 0 is less than or equal to the minimum of 0"),
+    ({"retention": {"signals_days": 0}}, "retention.signals_days: 0 is less than or equal to the minimum of 0"),
+    ({"retention": {"batch": 0}}, "retention.batch: 0 is less than the minimum of 1"),
+    ({"retention": {"keep": "forever"}}, "retention: Additional properties are not allowed ('keep' was unexpected)"),
     ({"auth": {"webhook_tokens": {"alertmanager": "inline-secret"}}},
      "auth.webhook_tokens.alertmanager: 'inline-secret' is not of type 'object' (a secret is {file: PATH} or"),
     ({"auth": {"webhook_tokens": {"alertmanager": {"file": "/x", "env": "Y"}}}},

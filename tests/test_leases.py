@@ -6,6 +6,7 @@ from datetime import timedelta
 from bridge import incidents as sm
 from bridge.engine import Engine
 from bridge.incidents import Decision
+from tests.conftest import joined
 from tests.test_engine import alert
 
 
@@ -86,7 +87,7 @@ def test_many_workers_take_each_signal_in_once_and_run_each_step_once(live_bridg
         detail = live_bridge.store.get_incident(inc["id"])
         moves = [t["to_state"] for t in detail["timeline"] if t["from_state"] != t["to_state"]]
         assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
-        assert sum("alert joined" in t["cause"] for t in detail["timeline"]) == (2 if inc["host"] == "compute-01" else 0)
+        assert joined(detail) == (2 if inc["host"] == "compute-01" else 0)
 
 
 def test_workers_taking_in_signals_for_one_host_at_once_open_one_incident(bridge):
@@ -104,8 +105,10 @@ def test_workers_taking_in_signals_for_one_host_at_once_open_one_incident(bridge
 
     assert errors(at_once(*(lambda k=k: take_in(k) for k in range(len(ids))))) == []
     inc = bridge.only_incident()
-    assert sorted(s["id"] for s in inc["signals"]) == sorted(ids)  # every signal, each once
-    assert sum("alert joined" in t["cause"] for t in inc["timeline"]) == len(ids) - 1
+    assert sorted(s["id"] for s in bridge.signals_of(inc["id"])) == sorted(ids)  # every signal, each once
+    # one burst: one timeline entry, and no join lost when workers counted at once
+    [burst] = [t for t in inc["timeline"] if t["detail"].get("burst") == "joined"]
+    assert burst["detail"]["count"] == len(ids) - 1 == joined(inc)
     assert bridge.store.unprocessed_signals() == []
 
 

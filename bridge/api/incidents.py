@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, request, url_for
 
 from bridge.api.context import config, json_body, now, require_admin, required_reason, store, wake_engine
 from bridge.engine import policy_from
@@ -36,43 +36,99 @@ def _limit() -> int:
     return value
 
 
+def _cursor(name: str) -> int | None:
+    """`before` or `after`: the id of the last item of the page before."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, f"{name} must be an integer (the last id of the page before)")
+    if not 0 <= value <= _MAX_ID:
+        abort(400, f"{name} must be between 0 and {_MAX_ID}")
+    return value
+
+
+def _page(key: str, fetch, cursor: str) -> dict:
+    """One page of `fetch(limit)` under `key`, and `next`: the link to the page after, or null."""
+    limit = _limit()
+    items = fetch(limit + 1)  # one more than asked: is there a page after?
+    if items is None:
+        abort(404, f"no incident {request.view_args['incident_id']}")
+    more = len(items) > limit
+    items = items[:limit]
+    link = None
+    if more:
+        args = {**request.args.to_dict(), cursor: items[-1]["id"], "limit": limit}
+        link = url_for(request.endpoint, **(request.view_args or {}), **args)
+    return {key: items, "next": link}
+
+
+def _links(incident: dict) -> dict:
+    incident["links"] = {name: url_for(f"incidents.incident_{name}", incident_id=incident["id"])
+                         for name in ("timeline", "evidence", "signals")}
+    return incident
+
+
+def _incident_id(incident_id: int) -> int:
+    if incident_id > _MAX_ID:  # a larger id cannot exist
+        abort(404, f"no incident {incident_id}")
+    return incident_id
+
+
 @bp.get("/v1/incidents")
 def list_incidents():
     require_admin()
-    _only_query("state", "host", "open", "limit")
-    items = store().list_incidents(state=request.args.get("state"), host=request.args.get("host"),
-                                   open_only=_flag("open"), limit=_limit())
-    return {"incidents": items}
+    _only_query("state", "host", "open", "limit", "before")
+    state, host, open_only, before = (request.args.get("state"), request.args.get("host"), _flag("open"),
+                                      _cursor("before"))
+    return _page("incidents", lambda n: store().list_incidents(state=state, host=host, open_only=open_only,
+                                                                limit=n, before=before), "before")
 
 
 @bp.get("/v1/incidents/<int:incident_id>")
 def get_incident(incident_id: int):
     require_admin()
-    incident = store().get_incident(incident_id) if incident_id <= _MAX_ID else None
+    incident = store().get_incident(_incident_id(incident_id))
     if incident is None:
         abort(404, f"no incident {incident_id}")
-    return incident
+    return _links(incident)
+
+
+def _incident_part(name: str):
+    """GET /v1/incidents/<id>/<name>: the incident's `name` rows, oldest first, paged on `after`."""
+    def view(incident_id: int):
+        require_admin()
+        _only_query("after", "limit")
+        after, fetch = _cursor("after") or 0, getattr(store(), f"incident_{name}")
+        return _page(name, lambda n: fetch(_incident_id(incident_id), after=after, limit=n), "after")
+
+    bp.add_url_rule(f"/v1/incidents/<int:incident_id>/{name}", f"incident_{name}", view, methods=["GET"])
+
+
+for _part in ("timeline", "evidence", "signals"):
+    _incident_part(_part)
 
 
 @bp.post("/v1/incidents/<int:incident_id>/<any(retry, close):action>")
 def operator_action(incident_id: int, action: str):
     actor = require_admin()
     reason = required_reason(json_body())
-    if incident_id > _MAX_ID:
-        abort(404, f"no incident {incident_id}")
     try:
-        incident = store().operator_action(incident_id, action, actor, reason, now(), policy_from(config()))
+        incident = store().operator_action(_incident_id(incident_id), action, actor, reason, now(),
+                                           policy_from(config()))
     except LookupError as exc:
         abort(404, str(exc))
     except ValueError as exc:
         abort(409, str(exc))
     wake_engine()
-    return incident
+    return _links(incident)
 
 
 @bp.get("/v1/signals")
 def list_signals():
     require_admin()
-    _only_query("unmapped", "limit")
-    return {"signals": store().list_signals(unmapped=_flag("unmapped"),
-                                            limit=_limit())}
+    _only_query("unmapped", "limit", "before")
+    unmapped, before = _flag("unmapped"), _cursor("before")
+    return _page("signals", lambda n: store().list_signals(unmapped=unmapped, limit=n, before=before), "before")

@@ -14,8 +14,10 @@ from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
+from bridge.store import arrivals
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
+from bridge.store.reads import Reads, as_dict as _row
 from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
 
 SYSTEM = "bridge"
@@ -35,10 +37,6 @@ class Snapshot:
 
 
 Claim = Snapshot  # what a worker holds while it has the lease
-
-
-def _row(row) -> dict[str, Any]:
-    return dict(row._mapping)
 
 
 def _incident(row) -> Incident:
@@ -101,7 +99,7 @@ class _Tracked:
         return sum(self.counts[FIRING].values())
 
 
-class Store:
+class Store(Reads):
     def __init__(self, engine: sa.Engine):
         self.engine = engine
         self.reader = readers(engine)  # transactions that only read take no write lock
@@ -203,14 +201,6 @@ class Store:
             if bound.rowcount == 1:
                 _timeline(conn, incident_id, now, sm.SUSPECTED, sm.SUSPECTED,
                           f"earlier fencing confirmation by {ev.actor} counts", detail={"evidence_id": ev.id})
-
-    def list_signals(self, *, unmapped: bool = False, limit: int = 100) -> list[dict]:
-        query = sa.select(signals).order_by(signals.c.id.desc()).limit(limit)
-        if unmapped:
-            query = query.where(signals.c.processed_at.is_not(None), signals.c.kind == HOST_DOWN,
-                                signals.c.host.is_(None))
-        with self.reader.connect() as conn:
-            return [_row(r) for r in conn.execute(query)]
 
     # ---- inventory -------------------------------------------------------------------
 
@@ -411,34 +401,6 @@ class Store:
 
     # ---- read side -------------------------------------------------------------------
 
-    def list_incidents(self, *, state: str | None = None, host: str | None = None,
-                       open_only: bool = False, limit: int = 100) -> list[dict]:
-        query = sa.select(incidents).order_by(incidents.c.id.desc()).limit(limit)
-        if state:
-            query = query.where(incidents.c.state == state)
-        if host:
-            query = query.where(incidents.c.host == host)
-        if open_only:
-            query = query.where(incidents.c.closed_at.is_(None))
-        with self.reader.connect() as conn:
-            return [_row(r) for r in conn.execute(query)]
-
-    def get_incident(self, incident_id: int) -> dict | None:
-        with self.reader.connect() as conn:
-            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
-            if row is None:
-                return None
-            out = _row(row)
-            out["timeline"] = [_row(r) for r in conn.execute(
-                sa.select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id))]
-            out["evidence"] = [_row(r) for r in conn.execute(
-                sa.select(evidence).where(evidence.c.incident_id == incident_id).order_by(evidence.c.id))]
-            out["signals"] = [_row(r) for r in conn.execute(
-                sa.select(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
-                          signals.c.rule, signals.c.received_at, signals.c.repeats)
-                .where(signals.c.incident_id == incident_id).order_by(signals.c.id))]
-        return out
-
     def counts(self) -> dict[str, dict]:
         with self.reader.connect() as conn:
             by_state = dict(conn.execute(sa.select(incidents.c.state, sa.func.count())
@@ -463,6 +425,7 @@ class _IntakeBatch:
         self.store, self.conn, self.now, self.dry_run = store, conn, now, dry_run
         self.by_id: dict[int, _Tracked] = {}
         self.open_for: dict[str, _Tracked | None] = {}
+        self.bursts = arrivals.Bursts(conn, now, _timeline)  # joins, attaches, resolves: one entry per burst
 
     def take(self, sig, host: str | None, note: str) -> int | None:
         inc = self._incident_for(sig, host)
@@ -482,8 +445,8 @@ class _IntakeBatch:
         if admission.action == sm.OPEN:
             inc = self._open(host, sig.id, admission.cause)
         else:
-            _timeline(self.conn, inc.id, self.now, inc.state, inc.state, admission.cause,
-                      detail={"signal_id": sig.id})
+            verb = arrivals.JOINED if admission.action == sm.JOIN else arrivals.ATTACHED
+            self.bursts.note(inc.id, inc.state, verb, sig, admission.cause)
         self._count(inc, sig)
         return inc
 
@@ -497,8 +460,7 @@ class _IntakeBatch:
             return None
         inc = self._incident(firing.incident_id)
         self._count(inc, sig)
-        _timeline(self.conn, inc.id, self.now, inc.state, inc.state,
-                  f"alert resolved: {sig.source} {sig.fingerprint}", detail={"signal_id": sig.id})
+        self.bursts.note(inc.id, inc.state, arrivals.RESOLVED, sig, f"alert resolved: {sig.source} {sig.fingerprint}")
         return inc
 
     def _count(self, inc: _Tracked, sig) -> None:
@@ -550,6 +512,7 @@ class _IntakeBatch:
 
     def finish(self) -> None:
         """Write back each changed incident's counts, and nudge those whose decision may change."""
+        self.bursts.flush()
         for inc in sorted(self.by_id.values(), key=lambda i: i.id):  # one lock order: no deadlock
             if not inc.changed:
                 continue
