@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import queue
 import socket
 import threading
 import uuid
@@ -63,6 +64,7 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
         self._next_wakeup = itertools.count()
+        self._hinted: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._intake = threading.Lock()
@@ -92,8 +94,11 @@ class Engine:
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
-    def wake(self) -> None:
-        """One thread per event: several at once would only queue for the database's write lock."""
+    def wake(self, incident_id: int | None = None) -> None:
+        """One thread per event: several at once would only queue for the database's write lock.
+        With an incident (a confirmation for it, say), that thread steps it first."""
+        if incident_id is not None:
+            self._hinted.put(incident_id)
         if self._wakeups:
             self._wakeups[next(self._next_wakeup) % len(self._wakeups)].set()
 
@@ -114,8 +119,15 @@ class Engine:
             event.wait(wait)
 
     def run_once(self) -> bool:
-        """One round: take in new signals, then step every due incident. True if anything moved."""
-        moved = self.intake_pending()
+        """One round: step the incidents an event named, take in new signals, then step every
+        due incident. True if anything moved."""
+        moved = False
+        while True:
+            try:
+                moved = self.step(self._hinted.get_nowait()) or moved
+            except queue.Empty:
+                break
+        moved = self.intake_pending() or moved
         for incident_id in self.store.due_incidents(self.clock()):
             moved = self.step(incident_id) or moved
         return moved

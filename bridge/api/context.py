@@ -23,10 +23,10 @@ def now():
     return current_app.extensions["bridge"]["clock"]()
 
 
-def wake_engine() -> None:
+def wake_engine(incident_id: int | None = None) -> None:
     engine = current_app.extensions["bridge"]["engine"]
     if engine is not None:
-        engine.wake()
+        engine.wake(incident_id)
 
 
 def bearer() -> str | None:

@@ -33,5 +33,5 @@ def fence_confirmation(host: str):
     window = config()["fencing"]["confirmation_window"]
     record = store().add_confirmation(host, actor, reason, now(), window,
                                       detail={"token": token_name, "operator": operator})
-    wake_engine()
+    wake_engine(record["incident_id"])
     return record, 201
