@@ -66,3 +66,15 @@ def test_host_names_nova_can_have(name):
 ])
 def test_host_names_nova_cannot_have(name, why):
     assert check_host_name(name) == why
+
+
+@pytest.mark.parametrize("body", ['{"reason": "off \\ud800"}', '{"reason": "off", "operator": "a\\u0000b"}',
+                                  '{"reason": "off", "x": ' + "[" * 200_000 + "]" * 200_000 + "}"])
+@pytest.mark.parametrize("path", ["/v1/hosts/compute-01/fence-confirmation", "/v1/incidents/1/close"])
+def test_admin_bodies_no_database_stores_are_400_and_store_nothing(bridge, body, path):
+    response = bridge.admin("POST", path, data=body, content_type="application/json")
+    # 400 for a field the endpoint takes; close takes no operator, and there is no incident 1
+    assert response.status_code == (404 if "operator" in body and "close" in path else 400), response.json
+    assert bridge.store.open_incident_for("compute-01") is None
+    with bridge.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM evidence").scalar() == 0

@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -99,3 +100,10 @@ def test_the_cli_shows_the_whole_timeline_page_by_page(bridge, monkeypatch):
         [f"manual by ops at 2026-11-24T12:00:00Z: look {n}" for n in range(RECENT + 10)]
     assert lines[-1] == f"signals: 1 (alertmanager 1 firing); /v1/incidents/{inc['id']}/signals"
     assert asked[1:] == [f"/v1/incidents/{inc['id']}/{name}?limit=1000" for name in ("timeline", "evidence")]
+
+
+@pytest.mark.parametrize("query", ["limit=\u0661\u0660", "limit=1_0", "limit=%2010", "before=\u0661",
+                                   "before=" + "9" * 5000, "limit=1e3"])
+def test_query_numbers_are_ascii_digits_only(bridge, query):
+    response = bridge.admin("GET", f"/v1/incidents?{query}")
+    assert response.status_code == 400 and "must be" in response.json["message"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import json
 
 from flask import abort, current_app, request
+
+from bridge.sources.base import text_fault
 
 
 def config():
@@ -56,10 +59,21 @@ def require_admin() -> str:
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = json.loads(request.get_data())
+    except (ValueError, RecursionError):  # not UTF-8 or not JSON, or nested beyond the parser
+        abort(400, "body must be a JSON object")
     if not isinstance(body, dict):
         abort(400, "body must be a JSON object")
     return body
+
+
+def stored_text(name: str, value: str) -> str:
+    """`value` as taken from a body, 400 if no database can store it (a lone surrogate, a NUL)."""
+    fault = text_fault(value)
+    if fault:
+        abort(400, f"{name}: {fault}")
+    return value
 
 
 def required_reason(body: dict) -> str:
@@ -67,4 +81,4 @@ def required_reason(body: dict) -> str:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         abort(400, "reason: required, a string that is not blank")
-    return reason.strip()
+    return stored_text("reason", reason.strip())

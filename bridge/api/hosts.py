@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort
 
-from bridge.api.context import config, inventory, json_body, now, require_admin, required_reason, store, wake_engine
+from bridge.api.context import (config, inventory, json_body, now, require_admin, required_reason, store,
+                                stored_text, wake_engine)
 from bridge.hostnames import check_host_name
 from bridge.inventory import InventoryUnavailable
 
@@ -21,6 +22,8 @@ def fence_confirmation(host: str):
     operator = body.get("operator")
     if operator is not None and (not isinstance(operator, str) or len(operator) > 200):
         abort(400, "operator: must be a string of at most 200 characters")
+    if operator is not None:
+        stored_text("operator", operator)
     # the same resolution as for alerts: with a cloud, only a host Nova knows can be confirmed
     try:
         resolved, why = inventory().resolve(host)

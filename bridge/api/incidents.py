@@ -26,28 +26,27 @@ def _flag(name: str) -> bool:
     return _FLAGS[value]
 
 
-def _limit() -> int:
-    try:
-        value = int(request.args.get("limit", 100))
-    except ValueError:
-        abort(400, "limit must be an integer")
-    if not 1 <= value <= 1000:
-        abort(400, "limit must be between 1 and 1000")
+def _number(name: str, default: int | None, low: int, high: int, what: str = "an integer") -> int | None:
+    """A query parameter of ASCII digits only (int() would take '١٢', ' 1' or '1_0') within bounds."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 100:
+        abort(400, f"{name} must be {what}")
+    value = int(raw)
+    if not low <= value <= high:
+        abort(400, f"{name} must be between {low} and {high}")
     return value
+
+
+def _limit() -> int:
+    return _number("limit", 100, 1, 1000)
 
 
 def _cursor(name: str) -> int | None:
     """`before` or `after`: the id of the last item of the page before."""
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be an integer (the last id of the page before)")
-    if not 0 <= value <= _MAX_ID:
-        abort(400, f"{name} must be between 0 and {_MAX_ID}")
-    return value
+    return _number(name, None, 0, _MAX_ID, "an integer (the last id of the page before)")
 
 
 def _page(key: str, fetch, cursor: str) -> dict:

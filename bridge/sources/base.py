@@ -46,7 +46,7 @@ def where(path) -> str:
     return out or "body"
 
 
-def _text_fault(text: str) -> str | None:
+def text_fault(text: str) -> str | None:
     if "\x00" in text:
         return "contains a NUL character, which no database stores"
     if not text.isascii():
@@ -66,12 +66,12 @@ def _check_storable(document: Any, path: tuple, escaped: bool) -> None:
         if len(at) - len(path) > MAX_DEPTH:
             raise PayloadError(f"{where(at)}: nested deeper than {MAX_DEPTH} levels")
         if not isinstance(node, (dict, list)):
-            fault = escaped and isinstance(node, str) and _text_fault(node)
+            fault = escaped and isinstance(node, str) and text_fault(node)
             if fault:
                 raise PayloadError(f"{where(at)}: {fault}")
             continue
         for key, value in node.items() if isinstance(node, dict) else enumerate(node):
-            fault = escaped and isinstance(key, str) and _text_fault(key)
+            fault = escaped and isinstance(key, str) and text_fault(key)
             if fault:
                 raise PayloadError(f"{where(at)}: the key {shown(key)} {fault}")
             if escaped or isinstance(value, (dict, list)):
