@@ -203,11 +203,7 @@ def _after(facts: Facts, outcome: Outcome) -> Decision:
             return Decision(FENCED, f"fenced: {describe(proof)}", due_at=facts.now, proof=proof)
         recheck = [t for t in (outcome.recheck_at, inc.fence_deadline) if t is not None]
         return Decision(None, "waiting for fencing proof", due_at=min(recheck) if recheck else None)
-    to_state, cause = _DONE[type(effect)]
-    if effect.touches_nova:
-        closed = gates.first_closed(facts)  # the effect ran with proof; say so again before moving on
-        if closed is not None:
-            return _hold(facts, closed.reason, gate=closed.gate)
+    to_state, cause = _DONE[type(effect)]  # decide() checked it is this step's effect, gates passed
     if outcome.dry_run and effect.mutates:
         cause += " (dry-run: Nova not called)" if effect.touches_nova else " (dry-run)"
     if isinstance(effect, FenceRequest):
