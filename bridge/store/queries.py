@@ -14,7 +14,7 @@ from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store import arrivals
+from bridge.store import arrivals, prepared
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
@@ -55,7 +55,7 @@ def _timeline_row(incident_id: int, now: datetime, from_state: str | None, to_st
 
 
 def _timeline(conn, *args, **kwargs) -> None:
-    conn.execute(timeline.insert(), [_timeline_row(*args, **kwargs)])
+    conn.execute(prepared.ADD_TIMELINE, [_timeline_row(*args, **kwargs)])
 
 
 def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
@@ -220,40 +220,30 @@ class Store(Reads):
 
     def next_due(self, now: datetime) -> datetime | None:
         """When this worker may next find work: a leased incident is not due before its lease ends."""
-        held = sa.and_(incidents.c.lease_owner.is_not(None), incidents.c.lease_expires > now)
-        when = sa.case((held, incidents.c.lease_expires), else_=incidents.c.due_at)
         with self.reader.connect() as conn:
-            return conn.execute(sa.select(sa.func.min(sa.type_coerce(when, UTCDateTime))).where(
-                incidents.c.closed_at.is_(None), incidents.c.due_at.is_not(None))).scalar()
+            return conn.execute(prepared.NEXT_DUE, {"now": now}).scalar()
 
     def due_incidents(self, now: datetime, limit: int = 20) -> list[int]:
-        free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
         with self.reader.connect() as conn:
-            return list(conn.execute(sa.select(incidents.c.id).where(
-                incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
-            ).order_by(incidents.c.due_at).limit(limit)).scalars())
+            return list(conn.execute(prepared.DUE, {"now": now, "limit": limit}).scalars())
 
     def claim(self, incident_id: int, owner: str, now: datetime, lease_seconds: float) -> Claim | None:
         """Take the incident's lease; a new epoch makes any older holder's commit fail."""
-        free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
         with self._write() as conn:
-            row = conn.execute(incidents.update().where(
-                incidents.c.id == incident_id, incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
-            ).values(lease_owner=owner, lease_expires=now + timedelta(seconds=lease_seconds),
-                     epoch=incidents.c.epoch + 1).returning(*incidents.c)).first()
+            row = conn.execute(prepared.CLAIM, {"incident": incident_id, "now": now, "worker": owner,
+                                                "until": now + timedelta(seconds=lease_seconds)}).first()
             return None if row is None else self._snapshot(conn, row, now)
 
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
-            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+            row = conn.execute(prepared.INCIDENT, {"incident": incident_id}).first()
             return None if row is None else self._snapshot(conn, row, now)
 
     def _snapshot(self, conn, row, now: datetime) -> Snapshot:
         # kept by intake as signals are taken in: nothing to count here
         counts = row.signal_counts or {}
         firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
-        bound = tuple(_evidence(ev) for ev in conn.execute(
-            sa.select(evidence).where(evidence.c.incident_id == row.id).order_by(evidence.c.id)))
+        bound = tuple(_evidence(ev) for ev in conn.execute(prepared.EVIDENCE_OF, {"incident": row.id}))
         proof = next((ev for ev in bound if ev.id == row.proof_id), None)
         busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
         return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
@@ -276,34 +266,30 @@ class Store(Reads):
         """commit(), returning the snapshot the next step starts from (None: lease lost).
         When no event touched the incident meanwhile (same nudges), that is what was just
         written, without reading it back."""
-        values: dict[str, Any] = {
-            "updated_at": now,
-            # an event that came in during the step means: look again now
-            "due_at": sa.case((incidents.c.nudges != claim.nudges, sa.literal(now, UTCDateTime)),
-                              else_=sa.literal(decision.due_at, UTCDateTime)),
-            **_transition(decision, now),
-        }
-        held = incidents.c.lease_owner == owner
+        values: dict[str, Any] = _transition(decision, now)
         epoch = claim.epoch
         if lease_until is not None:
-            held = sa.and_(sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now),
-                           incidents.c.closed_at.is_(None))
-            values["epoch"] = incidents.c.epoch + 1
             epoch += 1
             if keep_lease:
                 values.update(lease_owner=owner, lease_expires=lease_until)
         if not keep_lease:
             values.update(lease_owner=None, lease_expires=None)
+        # proof already recorded (a person's confirmation): bound by the same UPDATE, if it is this incident's
+        known = decision.to_state is not None and decision.proof is not None and decision.proof.id is not None
+        statement = prepared.advance(tuple(sorted(values)), lease_until is not None, known)
+        params = {f"set_{column}": value for column, value in values.items()}
+        params.update(incident=claim.incident.id, at_epoch=claim.epoch, worker=owner, now=now, seen_nudges=claim.nudges,
+                      due=decision.due_at, proof=decision.proof.id if known else None)
         with self._write() as conn:
-            row = conn.execute(incidents.update().where(
-                incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch, held,
-            ).values(**values).returning(incidents.c.nudges)).first()
+            row = conn.execute(statement, params).first()
             if row is None:
                 return None  # the lease was lost: another worker owns this incident now
-            proof = self._record(conn, claim.incident, decision, now, outcome)
+            if known and row.proof_id != decision.proof.id:  # decide() never names foreign proof; the database says so too
+                raise ValueError(f"evidence {decision.proof.id} does not belong to incident {claim.incident.id}")
+            proof = self._record(conn, claim.incident, decision, now, outcome, bound=known)
             if row.nudges != claim.nudges:
-                return replace(self._snapshot(conn, conn.execute(
-                    sa.select(incidents).where(incidents.c.id == claim.incident.id)).one(), now), epoch=epoch)
+                return replace(self._snapshot(conn, conn.execute(prepared.INCIDENT, {"incident": claim.incident.id}).one(),
+                                              now), epoch=epoch)
         inc = claim.incident
         if decision.to_state is not None:
             inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
@@ -313,9 +299,9 @@ class Store(Reads):
         return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
 
     def _record(self, conn, inc: Incident, decision: Decision, now: datetime, outcome: Outcome | None,
-                actor: str = SYSTEM) -> Evidence | None:
-        """The rest of what a decision says: its effect's outcome, its proof, its timeline row.
-        Returns the proof as bound (with its id)."""
+                actor: str = SYSTEM, bound: bool = False) -> Evidence | None:
+        """The rest of what a decision says: its effect's outcome, its proof (unless the caller
+        has `bound` it already), its timeline row. Returns the proof as bound (with its id)."""
         rows = []
         if outcome is not None and outcome.note:
             rows.append(_timeline_row(inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail))
@@ -323,30 +309,30 @@ class Store(Reads):
         if decision.to_state is not None:
             detail = dict(decision.detail)
             if decision.proof is not None:
-                proof = replace(decision.proof, id=self._bind_proof(conn, inc, decision.proof, now),
-                                incident_id=inc.id)
-                conn.execute(incidents.update().where(incidents.c.id == inc.id).values(proof_id=proof.id))
+                proof_id = decision.proof.id if bound else self._bind_proof(conn, inc, decision.proof)
+                proof = replace(decision.proof, id=proof_id, incident_id=inc.id)
                 detail["evidence_id"] = proof.id
             rows.append(_timeline_row(inc.id, now, inc.state, decision.to_state, decision.cause, actor, detail))
         if rows:
-            conn.execute(timeline.insert(), rows)
+            conn.execute(prepared.ADD_TIMELINE, rows)
         return proof
 
     @staticmethod
-    def _bind_proof(conn, inc: Incident, proof: Evidence, now: datetime) -> int:
-        if proof.id is None:  # found by a driver just now: recorded as this incident's evidence
-            return conn.execute(evidence.insert().values(
-                host=inc.host, incident_id=inc.id, kind=proof.kind, actor=proof.actor, reason=proof.reason,
-                at=proof.at, expires_at=proof.at, detail=proof.detail)).inserted_primary_key[0]
-        owned = conn.execute(sa.select(evidence.c.id).where(
-            evidence.c.id == proof.id, evidence.c.incident_id == inc.id, evidence.c.host == inc.host)).first()
-        if owned is None:  # decide() never names foreign proof; the database says so too
-            raise ValueError(f"evidence {proof.id} does not belong to incident {inc.id}")
-        return proof.id
-
-    def _nudge(self, conn, incident_id: int, now: datetime) -> None:
-        conn.execute(incidents.update().where(incidents.c.id == incident_id)
-                     .values(due_at=now, nudges=incidents.c.nudges + 1))
+    def _bind_proof(conn, inc: Incident, proof: Evidence) -> int:
+        """Make `proof` the incident's; evidence found by a driver just now is recorded first."""
+        if proof.id is None:
+            proof_id = conn.execute(prepared.ADD_EVIDENCE, {
+                "host": inc.host, "incident_id": inc.id, "kind": proof.kind, "actor": proof.actor,
+                "reason": proof.reason, "at": proof.at, "expires_at": proof.at, "detail": proof.detail,
+            }).inserted_primary_key[0]
+        else:
+            owned = conn.execute(sa.select(evidence.c.id).where(
+                evidence.c.id == proof.id, evidence.c.incident_id == inc.id, evidence.c.host == inc.host)).first()
+            if owned is None:  # decide() never names foreign proof; the database says so too
+                raise ValueError(f"evidence {proof.id} does not belong to incident {inc.id}")
+            proof_id = proof.id
+        conn.execute(prepared.SET_PROOF, {"incident": inc.id, "proof": proof_id})
+        return proof_id
 
     # ---- operators -------------------------------------------------------------------
 
@@ -363,15 +349,13 @@ class Store(Reads):
         `window` seconds for the host's next incident (incidents.early_confirmation_counts)."""
         with self._write() as conn:
             lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
-            inc = conn.execute(sa.select(incidents).where(
-                incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
+            inc = conn.execute(prepared.NUDGE_OPEN, {"on_host": host, "now": now}).first()  # it looks again now
             target = None if inc is None else inc.id
             expires = now + timedelta(seconds=window)
-            evidence_id = conn.execute(evidence.insert().values(
-                host=host, incident_id=target, kind="manual", actor=actor, reason=reason, at=now,
-                expires_at=now if target else expires, detail=detail)).inserted_primary_key[0]
+            evidence_id = conn.execute(prepared.ADD_EVIDENCE, {
+                "host": host, "incident_id": target, "kind": "manual", "actor": actor, "reason": reason, "at": now,
+                "expires_at": now if target else expires, "detail": detail}).inserted_primary_key[0]
             if target is not None:
-                self._nudge(conn, target, now)
                 more = " (more evidence)" if inc.proof_id is not None else ""
                 _timeline(conn, target, now, inc.state, inc.state, f"fencing confirmed by {actor}: {reason}{more}",
                           actor=actor, detail={"evidence_id": evidence_id})
