@@ -17,6 +17,11 @@ NOW = sa.bindparam("now", type_=UTCDateTime)
 _FREE = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < NOW)
 
 INCIDENT = sa.select(incidents).where(incidents.c.id == sa.bindparam("incident"))
+# an incident and its evidence in one read: a row per piece of evidence, its columns named ev_*
+# (one row with ev_id NULL when there is none)
+SNAPSHOT = (sa.select(incidents, *(column.label(f"ev_{column.name}") for column in evidence.c))
+            .select_from(incidents.outerjoin(evidence, evidence.c.incident_id == incidents.c.id))
+            .where(incidents.c.id == sa.bindparam("incident")).order_by(evidence.c.id))
 EVIDENCE_OF = sa.select(evidence).where(evidence.c.incident_id == sa.bindparam("incident")).order_by(evidence.c.id)
 ADD_EVIDENCE = evidence.insert()
 ADD_TIMELINE = timeline.insert()

@@ -48,6 +48,22 @@ def _evidence(row) -> Evidence:
     return Evidence(row.id, row.incident_id, row.host, row.kind, row.actor, row.reason, row.at, row.detail)
 
 
+def _joined_evidence(row) -> Evidence:
+    """Evidence from a row of prepared.SNAPSHOT."""
+    return Evidence(row.ev_id, row.ev_incident_id, row.ev_host, row.ev_kind, row.ev_actor, row.ev_reason,
+                    row.ev_at, row.ev_detail)
+
+
+def _snapshot(row, bound: tuple[Evidence, ...], now: datetime) -> Snapshot:
+    """The snapshot of an incident row and the evidence bound to it."""
+    # kept by intake as signals are taken in: nothing to count here
+    counts = row.signal_counts or {}
+    firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
+    proof = next((ev for ev in bound if ev.id == row.proof_id), None)
+    busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
+    return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
+
+
 def _timeline_row(incident_id: int, now: datetime, from_state: str | None, to_state: str,
                   cause: str, actor: str = SYSTEM, detail: dict | None = None) -> dict:
     return {"incident_id": incident_id, "at": now, "from_state": from_state, "to_state": to_state,
@@ -236,17 +252,16 @@ class Store(Reads):
 
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
-            row = conn.execute(prepared.INCIDENT, {"incident": incident_id}).first()
-            return None if row is None else self._snapshot(conn, row, now)
+            rows = conn.execute(prepared.SNAPSHOT, {"incident": incident_id}).all()
+        if not rows:
+            return None
+        return _snapshot(rows[0], tuple(_joined_evidence(r) for r in rows if r.ev_id is not None), now)
 
-    def _snapshot(self, conn, row, now: datetime) -> Snapshot:
-        # kept by intake as signals are taken in: nothing to count here
-        counts = row.signal_counts or {}
-        firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
-        bound = tuple(_evidence(ev) for ev in conn.execute(prepared.EVIDENCE_OF, {"incident": row.id}))
-        proof = next((ev for ev in bound if ev.id == row.proof_id), None)
-        busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
-        return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
+    @staticmethod
+    def _snapshot(conn, row, now: datetime) -> Snapshot:
+        """The snapshot of an incident row read in this transaction."""
+        return _snapshot(row, tuple(_evidence(ev) for ev in conn.execute(prepared.EVIDENCE_OF, {"incident": row.id})),
+                         now)
 
     def commit(self, claim: Claim, owner: str, decision: Decision, now: datetime,
                outcome: Outcome | None = None, *, keep_lease: bool = False,
