@@ -60,7 +60,8 @@ class Engine:
         self.clock = clock
         self.policy = policy_from(config)
         self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
-        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config))
+        self.fencing = driver_for(config, nova=nova, wake=self.wake)  # BMC calls in its own bounded pool
+        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
         self._next_wakeup = itertools.count()
@@ -86,6 +87,7 @@ class Engine:
     def stop(self, timeout: float = 10) -> None:
         self._stopping.set()
         self.housekeeping.stop(timeout)
+        self.fencing.close()
         for event in self._wakeups:
             event.set()
         for thread in self._threads:
@@ -168,7 +170,7 @@ class Engine:
 
     def facts(self, snapshot, now: datetime) -> Facts:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
-                     proof=snapshot.proof, policy=self.policy)
+                     proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host))
 
     def step(self, incident_id: int) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.

@@ -28,6 +28,10 @@ def _template(source: str) -> jinja2.Template:
     return _templates.from_string(source)
 
 
+# fencing address patterns (bridge.targets) use the same sandbox and cache
+compile_template, TEMPLATES = _template, _templates
+
+
 @functools.lru_cache(maxsize=1024)
 def _pattern(source: str) -> re.Pattern:
     return re.compile(source)

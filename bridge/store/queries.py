@@ -41,7 +41,8 @@ Claim = Snapshot  # what a worker holds while it has the lease
 
 def _incident(row) -> Incident:
     return Incident(id=row.id, host=row.host, state=row.state, dry_run=row.dry_run,
-                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id)
+                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id,
+                    fence_method=row.fence_method, fence_attempt=row.fence_attempt)
 
 
 def _evidence(row) -> Evidence:
@@ -68,6 +69,9 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
         values.update(closed_at=now, due_at=None)
     if decision.fence_deadline is not None:
         values["fence_deadline"] = decision.fence_deadline
+    if decision.fence_step is not None:  # the next fencing attempt: its deadline too, None until requested
+        values.update(fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
+                      fence_deadline=decision.fence_deadline)
     return values
 
 
@@ -309,6 +313,9 @@ class Store(Reads):
             inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
                           fence_deadline=decision.fence_deadline or inc.fence_deadline,
                           proof_id=proof.id if proof else inc.proof_id)
+            if decision.fence_step is not None:
+                inc = replace(inc, fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
+                              fence_deadline=decision.fence_deadline)
         bound = claim.evidence + ((proof,) if proof is not None and proof not in claim.evidence else ())
         return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
 
