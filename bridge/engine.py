@@ -29,7 +29,7 @@ from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
 from bridge.nova import Nova
-from bridge.rules import HOST_DOWN
+from bridge.rules import HOST_DOWN, POWER_OFF
 from bridge.signals import FIRING
 from bridge.store import Store
 
@@ -144,7 +144,7 @@ class Engine:
             items = []
             for sig in self.store.unprocessed_signals(INTAKE_BATCH):
                 host, note = None, sig["note"]
-                if sig["kind"] == HOST_DOWN and sig["status"] == FIRING and sig["candidate_host"]:
+                if sig["kind"] in (HOST_DOWN, POWER_OFF) and sig["status"] == FIRING and sig["candidate_host"]:
                     try:
                         host, how = self.inventory.resolve(sig["candidate_host"])
                     except InventoryUnavailable:

@@ -208,3 +208,58 @@ def test_a_slow_bmc_never_stalls_other_incidents(fencing_bridge, power, fake_nov
         bridge.settle()
     assert bridge.incident(by_host["compute-01"]["id"])["state"] == sm.OUT_OF_SERVICE
     assert power.count("power_off", "compute-01") == 1
+
+
+# ---- the alert driver: the monitoring system fenced the host, and its alert is the proof ----
+
+HOST_DOWN_RULE = {"name": "compute-host-down", "source": "alertmanager", "match_re": {"alertname": "HostDown|NodeDown"},
+                  "kind": "host_down", "host": {"template": "{{ labels.openstack_host }}"}}
+POWER_OFF_RULE = {"name": "bmc-powered-off", "source": "alertmanager",
+                  "match": {"alertname": "ComputeNodePoweredOff"}, "kind": "power_off",
+                  "host": {"template": "{{ labels.openstack_host }}"}}
+
+
+def powered_off(host="compute-01", status="firing"):
+    body = alert(host, status=status, fingerprint=f"off-{host}")
+    body["alerts"][0]["labels"]["alertname"] = "ComputeNodePoweredOff"
+    return body
+
+
+@pytest.fixture
+def alert_bridge(make_bridge, fake_nova):
+    def make(rules=(HOST_DOWN_RULE, POWER_OFF_RULE)):
+        return make_bridge(fake_nova, dry_run=False, nova={"cloud": "fake"}, rules=list(rules),
+                           fencing={"methods": [{"driver": "alert", "timeout": 120}, MANUAL]})
+    return make
+
+
+@pytest.mark.parametrize("off_first", [False, True], ids=["alert-then-power-off", "power-off-then-alert"])
+def test_a_power_off_alert_is_the_proof(alert_bridge, fake_nova, off_first):
+    bridge = alert_bridge()
+    bodies = [alert(), powered_off()]
+    for body in reversed(bodies) if off_first else bodies:
+        assert bridge.post_alert(body).status_code == 202
+        bridge.settle()
+    inc = bridge.only_incident()
+    assert inc["state"] == sm.OUT_OF_SERVICE
+    assert fake_nova.calls == [("force_down", "compute-01"), ("disable", "compute-01")]
+    [ev] = inc["evidence"]
+    assert (ev["kind"], ev["actor"], ev["id"]) == ("alert", "alertmanager alert off-compute-01", inc["proof_id"])
+    assert ev["detail"]["rule"] == "bmc-powered-off"
+
+
+def test_without_the_opt_in_rule_a_power_off_alert_proves_nothing(alert_bridge, fake_nova):
+    bridge = alert_bridge(rules=[HOST_DOWN_RULE])
+    bridge.post_alert(alert())
+    bridge.post_alert(powered_off())
+    bridge.settle()
+    inc = bridge.only_incident()
+    assert inc["state"] == sm.FENCING and inc["evidence"] == [] and fake_nova.calls == []
+
+
+def test_a_power_off_alert_for_another_host_proves_nothing_here(alert_bridge, fake_nova):
+    bridge = alert_bridge()
+    bridge.post_alert(alert("compute-01"))
+    bridge.post_alert(powered_off("compute-03"))
+    bridge.settle()
+    assert bridge.only_incident()["state"] == sm.FENCING and fake_nova.calls == []
