@@ -28,12 +28,13 @@ class IronicPower:
 
     def power_off(self, target: FenceTarget) -> None:
         # Ironic queues the change and answers 202; the conductor does it, power_state shows it
-        bounded(target, "power off",
-                lambda: self._connection(target).baremetal.set_node_power_state(self._node(target), "power off"))
+        node = self._node(target)
+        bounded(target, "power off", lambda: self._connection(target).baremetal.set_node_power_state(node, "power off"))
 
     def power_state(self, target: FenceTarget) -> str:
-        return bounded(target, "power state", lambda: _STATES.get(
-            self._connection(target).baremetal.get_node(self._node(target)).power_state, UNKNOWN))
+        node = self._node(target)
+        return bounded(target, "power state",
+                       lambda: _STATES.get(self._connection(target).baremetal.get_node(node).power_state, UNKNOWN))
 
     @staticmethod
     def _node(target: FenceTarget) -> str:
