@@ -73,10 +73,19 @@ def engine(config_path):
 @main.command("check-config")
 @click.argument("path", type=click.Path(dir_okay=False))
 def check_config(path):
-    """Validate a configuration file: schema, templates, regexes, secrets (never shown)."""
+    """Validate a configuration file: schema, templates, regexes, fencing drivers, the fencing
+    inventory file and every secret (never shown)."""
+    from bridge.targets import Targets
+
     config = _load(path)
+    try:
+        targets = Targets(config["fencing"])
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
     click.echo(f"{path}: ok ({len(config['rules'])} rules, "
-               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'})")
+               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'}, "
+               f"fencing: {' -> '.join(m.name for m in targets.default)} by default, "
+               f"{targets.own_hosts()} hosts of their own)")
 
 
 @main.group()
@@ -171,6 +180,49 @@ def confirm(host, reason, operator, url, token_file, as_json):
     where = (f"incident {record['incident_id']}" if record["incident_id"]
              else f"the next incident for {record['host']} (until {record['expires_at']})")
     click.echo(f"fencing of {record['host']} confirmed by {record['actor']}: counts for {where}")
+
+
+@fence.command("test")
+@click.argument("host")
+@config_option
+def fence_test(host, config_path):
+    """Read HOST's power state with each of its fencing methods, changing nothing: shows that
+    its targets and credentials work. Exit status 1 if any method fails. Secrets are never shown."""
+    import time
+
+    from bridge.app import build_nova
+    from bridge.fencing import POWER_DRIVERS
+    from bridge.fencing.base import FenceError
+    from bridge.fencing.bmccall import scrub
+    from bridge.targets import Targets, TargetError
+
+    config = _load(config_path)
+    try:
+        targets = Targets(config["fencing"], node_of=getattr(build_nova(config), "hypervisor_hostname", None))
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    failed = 0
+    click.echo(f"{'#':<3}{'METHOD':<13}{'ADDRESS':<42}{'STATE':<10}{'MS':>8}  DETAIL")
+    for n, target in enumerate(targets.targets(host), 1):
+        if isinstance(target, TargetError):
+            failed += 1
+            click.echo(f"{n:<3}{'-':<13}{'-':<42}{'ERROR':<10}{'':>8}  {target}")
+            continue
+        shown = target.address or target.options.get("node") or "-"
+        if target.method not in POWER_DRIVERS:
+            click.echo(f"{n:<3}{target.method:<13}{shown:<42}{'-':<10}{'':>8}  proof comes from "
+                       f"{'a person' if target.method == 'manual' else 'a power-off alert'}; nothing to read")
+            continue
+        started = time.monotonic()
+        try:
+            state, detail = POWER_DRIVERS[target.method]().power_state(target), "read back"
+        except FenceError as exc:
+            state, detail = "ERROR", scrub(str(exc), target)
+            failed += 1
+        click.echo(f"{n:<3}{target.method:<13}{shown:<42}{state:<10}{(time.monotonic() - started) * 1000:>8.0f}"
+                   f"  {detail}")
+    if failed:
+        raise click.ClickException(f"{failed} fencing method(s) of {host} failed")
 
 
 @main.group()

@@ -5,7 +5,7 @@ They come from the config's `fencing:` section: `methods` for every host without
 its own (addresses may be patterns such as `https://{{ short }}-bmc.example`), `groups` that
 share methods and credentials, `hosts` (a static map), and an inventory file the operator keeps
 (`fencing.inventory`, the same shape as `hosts`; re-read when it changes). An Ironic method's
-node defaults to the host's Nova hypervisor (`{{ hypervisor_hostname }}`), which the caller
+node (options.node) defaults to the host's Nova hypervisor (`{{ hypervisor_hostname }}`), which the caller
 looks up in Nova. Secrets ({file:}/{env:}) are read when the targets are built and kept as
 Secret; addresses are checked before any driver sees them.
 """
@@ -251,6 +251,10 @@ class Targets:
         specs = (entry and entry.methods) or (group and group.methods) or self.default
         return specs, entry, group
 
+    def own_hosts(self) -> int:
+        """How many hosts have an entry of their own (config and inventory file)."""
+        return len(set(self.hosts) | set(self._current_inventory()))
+
     def plan(self, host: str) -> tuple[Method, ...]:
         """The host's methods, in order, as decide() needs them."""
         return tuple(Method(s.driver, s.timeout, s.retries) for s in self._specs(host)[0])
@@ -267,10 +271,12 @@ class Targets:
         spec = specs[index]
         context: dict[str, Any] = {**(group.vars if group else {}), **(entry.vars if entry else {}),
                                    "host": host, "short": short(host)}
-        address = self._render(spec.address or ("{{ %s }}" % NODE if spec.driver == "ironic" else None),
-                               context, host, f"{spec.key}.address")
+        address = self._render(spec.address, context, host, f"{spec.key}.address")
+        raw_options = dict(spec.options)
+        if spec.driver == "ironic":  # the node is the host's Nova hypervisor unless configured
+            raw_options.setdefault("node", "{{ %s }}" % NODE)
         options = {name: self._render(value, context, host, f"{spec.key}.options.{name}")
-                   if isinstance(value, str) else value for name, value in spec.options.items()}
+                   if isinstance(value, str) else value for name, value in raw_options.items()}
         if spec.driver in BMC:
             problem = address_problem(address, self.allow_loopback)
             if problem is not None:

@@ -95,13 +95,14 @@ def test_an_ironic_node_is_found_through_the_hosts_nova_hypervisor():
         asked.append(host)
         return {"compute-01": "node-uuid-1"}.get(host)
 
-    t = targets({"methods": [{"driver": "ironic"}]}, node_of=node_of)
-    assert t.target("compute-01", 0).address == "node-uuid-1" and asked == ["compute-01"]
+    t = targets({"methods": [{"driver": "ironic", "options": {"cloud": "undercloud"}}]}, node_of=node_of)
+    target = t.target("compute-01", 0)
+    assert target.options == {"cloud": "undercloud", "node": "node-uuid-1"} and asked == ["compute-01"]
     with pytest.raises(TargetError, match="no Nova hypervisor known for compute-02"):
         t.target("compute-02", 0)
-    # a static node needs no Nova read
-    assert targets({"methods": [{"driver": "ironic", "address": "n-{{ short }}"}]},
-                   node_of=node_of).target("compute-09", 0).address == "n-compute-09"
+    # a node named in the config needs no Nova read
+    assert targets({"methods": [{"driver": "ironic", "options": {"node": "n-{{ short }}"}}]},
+                   node_of=node_of).target("compute-09", 0).options["node"] == "n-compute-09"
     assert asked == ["compute-01", "compute-02"]
 
 

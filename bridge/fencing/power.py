@@ -27,6 +27,7 @@ from typing import Any, Callable, Hashable
 
 from bridge.effects import Evidence, FenceCheck, FenceRequest, Outcome
 from bridge.fencing.base import OFF, FenceError, FenceTarget, PowerDriver
+from bridge.fencing.bmccall import scrub
 from bridge.incidents import Incident
 from bridge.targets import TargetError, Targets
 
@@ -37,12 +38,6 @@ STALE = 600.0
 # what each driver asks the BMC for, in its own words (for evidence and the timeline)
 REQUESTED = {"redfish": "ComputerSystem.Reset ForceOff", "ipmi": "chassis power off",
              "fence_agent": "--action=off", "ironic": "node power off"}
-
-
-def scrub(text: str, target: FenceTarget) -> str:
-    """text without the target's password (a library may echo what it sent)."""
-    secret = target.password.reveal() if target.password else ""
-    return text.replace(secret, "***") if secret else text
 
 
 class CallPool:
