@@ -283,9 +283,24 @@ def show_incident(incident_id, url, token_file, as_json):
         click.echo(f"  {entry['at']}  {move:<26} {entry['cause']}  [{entry['actor']}]")
     for ev in whole["evidence"]:
         click.echo(f"evidence: {ev['kind']} by {ev['actor']} at {ev['at']}: {ev['reason']}")
+    from bridge.fencing.audit import attempts
+
+    _echo_attempts(attempts(whole["timeline"], whole["evidence"]))
     by_source = ", ".join(f"{source} " + "/".join(f"{n} {status}" for status, n in sorted(statuses.items()))
                           for source, statuses in sorted(counts["signals_by_source"].items()))
     click.echo(f"signals: {counts['signals']}{f' ({by_source})' if by_source else ''}; {links['signals']}")
+
+
+def _echo_attempts(items: list[dict]) -> None:
+    """Each fencing attempt: driver, target, what was asked, what came of it, and when."""
+    if items:
+        click.echo("fencing attempts:")
+    for a in items:
+        what = {"proof": f"read back {a.get('state')} at {a.get('read_at')} (requested {a.get('requested_at')}; "
+                         f"ms: {a.get('durations_ms')})",
+                "failed": f"failed: {a.get('error')}"}.get(a["result"], a["result"] or "")
+        asked = f" {a['requested']}" if a.get("requested") else ""
+        click.echo(f"  {a['at']}  {a['driver']} #{a['method']}.{a['attempt']} {a['address'] or '-'}{asked}: {what}")
 
 
 def _operator_command(action: str, summary: str):

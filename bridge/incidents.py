@@ -227,6 +227,12 @@ def _attempt_name(facts: Facts, method: int, attempt: int) -> str:
     return f"{m.name} (method {method + 1}/{len(facts.methods)}, attempt {attempt + 1}/{m.retries + 1})"
 
 
+def _attempt_detail(facts: Facts, method: int, attempt: int, detail: dict, **more) -> dict:
+    """What the timeline keeps of an attempt (bridge.fencing.audit lists them): the outcome's
+    detail (target, never a secret; what was requested; times) and which attempt it was."""
+    return {**detail, "driver": facts.methods[method].name, "method": method + 1, "attempt": attempt + 1, **more}
+
+
 def _fencing(facts: Facts) -> Decision:
     inc = facts.incident
     if facts.proof is not None and gates.fencing_proof(facts).passed:
@@ -258,7 +264,9 @@ def _after_fencing(facts: Facts, outcome: Outcome) -> Decision:
             cause += " (dry-run)"
         deadline = facts.now + timedelta(seconds=facts.methods[effect.index].timeout)
         return Decision(FENCING, cause, due_at=facts.now, fence_deadline=deadline,
-                        fence_step=(effect.index, effect.attempt))
+                        fence_step=(effect.index, effect.attempt),
+                        detail=_attempt_detail(facts, effect.index, effect.attempt, outcome.detail,
+                                               result="dry-run" if outcome.dry_run else "requested"))
     proof = outcome.proof
     if proof is not None and proof.host == inc.host and proof.incident_id in (None, inc.id):
         proof = Evidence(proof.id, inc.id, proof.host, proof.kind, proof.actor, proof.reason, proof.at,
@@ -278,16 +286,16 @@ def _attempt_failed(facts: Facts, why: str, *, detail: dict | None = None, timed
     else:
         method, attempt = inc.fence_method, inc.fence_attempt
     failed = f"{_attempt_name(facts, method, attempt)} failed: {why}"
+    detail = _attempt_detail(facts, method, attempt, detail or {}, result="failed", error=why)
     if not whole_method and attempt < facts.methods[method].retries:
         step = (method, attempt + 1)
     elif method + 1 < len(facts.methods):
         step = (method + 1, 0)
     else:
         to_state = facts.policy.on_timeout if timed_out else HELD
-        return _hold(facts, f"{failed}; no fencing method left: Nova left untouched", to_state=to_state,
-                     **(detail or {}))
+        return _hold(facts, f"{failed}; no fencing method left: Nova left untouched", to_state=to_state, **detail)
     return Decision(FENCING, f"{failed}; next: {_attempt_name(facts, *step)}", due_at=facts.now,
-                    fence_deadline=None, fence_step=step, last_error=failed, detail=detail or {})
+                    fence_deadline=None, fence_step=step, last_error=failed, detail=detail)
 
 
 def _operator(facts: Facts) -> Decision:

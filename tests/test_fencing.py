@@ -57,6 +57,12 @@ def test_redfish_read_back_off_is_proof_and_nova_follows_with_no_person(fencing_
     assert detail["requested_at"] and detail["read_at"] and detail["durations_ms"]["read_back"] is not None
     assert "fencing requested: redfish (method 1/2, attempt 1/3)" in timeline(inc)
     assert fake_nova.services["compute-01"]["disabled_reason"].endswith("(redfish by hostdown-bridge)")
+    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").json["attempts"]
+    assert [(a["driver"], a["method"], a["attempt"], a["result"]) for a in shown] == [
+        ("redfish", 1, 1, "requested"), ("redfish", 1, 1, "proof")]
+    assert {a["address"] for a in shown} == {"https://compute-01-bmc.example"}
+    assert shown[0]["requested"] == shown[1]["requested"] == "ComputerSystem.Reset ForceOff"
+    assert shown[1]["state"] == "off" and shown[1]["read_at"] and shown[1]["durations_ms"]["read_back"] is not None
 
 
 def test_the_bridge_polls_until_the_bmc_reads_back_off(fencing_bridge, power, fake_nova):
@@ -92,7 +98,12 @@ def test_wrong_credentials_retry_then_the_next_method_then_held_and_nova_untouch
     inc = bridge.only_incident()
     assert inc["state"] == sm.HELD and "no fencing method left: Nova left untouched" in inc["last_error"]
     assert fake_nova.calls == []
-    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").get_data(as_text=True)
+    response = bridge.admin("GET", f"/v1/incidents/{inc['id']}")
+    assert [(a["driver"], a["attempt"], a["result"]) for a in response.json["attempts"]] == [
+        ("redfish", 1, "failed"), ("redfish", 2, "failed"), ("redfish", 3, "failed"), ("manual", 1, "requested"),
+        ("manual", 1, "failed")]
+    assert "401 Unauthorized" in response.json["attempts"][0]["error"]
+    shown = response.get_data(as_text=True)
     assert PW not in shown and PW not in caplog.text and "compute-01-bmc.example" in shown
 
 
