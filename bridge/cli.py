@@ -84,7 +84,7 @@ def check_config(path):
         raise click.ClickException(f"configuration: {exc}") from None
     click.echo(f"{path}: ok ({len(config['rules'])} rules, "
                f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'}, "
-               f"fencing: {' -> '.join(m.name for m in targets.default)} by default, "
+               f"fencing: {' -> '.join(m.driver for m in targets.default)} by default, "
                f"{targets.own_hosts()} hosts of their own)")
 
 

@@ -5,6 +5,7 @@ import logging
 import threading
 
 import pytest
+import yaml
 
 from bridge import incidents as sm
 from bridge.engine import Engine
@@ -274,3 +275,46 @@ def test_a_power_off_alert_for_another_host_proves_nothing_here(alert_bridge, fa
     bridge.post_alert(powered_off("compute-03"))
     bridge.settle()
     assert bridge.only_incident()["state"] == sm.FENCING and fake_nova.calls == []
+
+
+# ---- the commands: check-config and fence test ---------------------------------------------
+
+def test_check_config_reads_every_fencing_secret_and_names_the_key(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from tests.harness.bridge_process import base_config
+
+    monkeypatch.delenv("BMC_PW", raising=False)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(base_config(tmp_path, fencing={"methods": [REDFISH, MANUAL]})))
+    run = CliRunner().invoke(main, ["check-config", str(path)])
+    assert run.exit_code == 1
+    assert "fencing.methods[0].password: environment variable BMC_PW is not set or empty" in run.output
+    monkeypatch.setenv("BMC_PW", PW)
+    run = CliRunner().invoke(main, ["check-config", str(path)])
+    assert run.exit_code == 0 and "fencing: redfish -> manual by default" in run.output and PW not in run.output
+
+
+def test_fence_test_reads_each_method_changes_nothing_and_fails_when_one_fails(tmp_path, power):
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from tests.harness.bridge_process import base_config
+
+    path = tmp_path / "bridge.yaml"
+    methods = [REDFISH, {**REDFISH, "address": "https://{{ nope }}"}, MANUAL]
+    path.write_text(yaml.safe_dump(base_config(tmp_path, fencing={"methods": methods})))
+    run = CliRunner().invoke(main, ["fence", "test", "compute-01", "--config", str(path)])
+    lines = run.output.splitlines()
+    assert run.exit_code == 1 and "1 fencing method(s) of compute-01 failed" in run.output
+    assert lines[1].split()[:4] == ["1", "redfish", "https://compute-01-bmc.example", "on"]
+    assert "'nope' is undefined" in lines[2] and "proof comes from a person" in lines[3]
+    assert [c for c, _, _ in power.calls] == ["power_state"] and PW not in run.output
+    power.reads["compute-01"] = []
+    power.state["compute-01"] = "off"
+    run = CliRunner().invoke(main, ["fence", "test", "compute-01", "--config", str(path)])
+    assert " off " in run.output.splitlines()[1]
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(base_config(tmp_path, fencing={"methods": [REDFISH]})))
+    assert CliRunner().invoke(main, ["fence", "test", "compute-01", "--config", str(ok)]).exit_code == 0
