@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -43,6 +44,7 @@ BMC = frozenset({"redfish", "ipmi", "fence_agent"})
 NODE = "hypervisor_hostname"  # the host's Nova hypervisor, looked up only when a template names it
 RESERVED = frozenset({"host", "short", NODE})
 DEFAULT_TIMEOUT, DEFAULT_RETRIES = 30.0, 2  # for methods that switch power
+CACHE_SECONDS = 60.0  # a built target is reused this long (the inventory file changing ends it)
 _ADDRESS_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
 
 
@@ -210,6 +212,7 @@ class Targets:
         self.hosts = {host: _entry(raw, f"fencing.hosts.{host}", fencing, self.groups)
                       for host, raw in fencing.get("hosts", {}).items()}
         self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int], tuple[float, dict, FenceTarget]] = {}
         self._inventory: dict[str, _Entry] = {}
         self._inventory_mtime: float | None = None
         if fencing.get("inventory"):
@@ -262,7 +265,18 @@ class Targets:
     # ---- targets --------------------------------------------------------------------------
 
     def target(self, host: str, index: int) -> FenceTarget:
-        """The host's method number `index` as a FenceTarget; TargetError says why there is none."""
+        """The host's method number `index` as a FenceTarget; TargetError says why there is none.
+        Kept CACHE_SECONDS: every read-back asks, and a target may need DNS or a Nova read."""
+        inventory = self._current_inventory()
+        now = time.monotonic()
+        cached = self._cache.get((host, index))
+        if cached is not None and now - cached[0] < CACHE_SECONDS and cached[1] is inventory:
+            return cached[2]
+        target = self._build(host, index)
+        self._cache[(host, index)] = (now, inventory, target)
+        return target
+
+    def _build(self, host: str, index: int) -> FenceTarget:
         if check_host_name(host) is not None:  # never render a name that could not be Nova's
             raise TargetError(f"{host!r}: {check_host_name(host)}")
         specs, entry, group = self._specs(host)
