@@ -120,6 +120,9 @@ def test_a_bmc_that_never_reads_back_off_ends_held_after_every_attempt(fencing_b
     assert inc["state"] == sm.HELD and fake_nova.calls == []
     assert power.count("power_off", "compute-01") == 3  # one per attempt: harmless when already off
     assert "redfish (method 1/1, attempt 3/3) failed: no fencing proof within 30s" in inc["last_error"]
+    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").json["attempts"]
+    assert [(a["attempt"], a["result"], a["address"]) for a in shown] == [
+        (n, result, "https://compute-01-bmc.example") for n in (1, 2, 3) for result in ("requested", "failed")]
     # a person's retry starts fencing again from the first method
     bridge.admin("POST", f"/v1/incidents/{inc['id']}/retry", json={"reason": "BMC firmware fixed"})
     power.reads["compute-01"] = []

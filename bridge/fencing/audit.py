@@ -19,12 +19,14 @@ def _address(detail: dict) -> str | None:
 def attempts(timeline: Iterable[dict], evidence: Iterable[dict]) -> list[dict[str, Any]]:
     """The attempts, oldest first: one entry per request, failure and read-back proof."""
     out: list[dict[str, Any]] = []
+    known: dict[int, str | None] = {}  # method -> its address, for a time-out (decided without one)
     for entry in timeline:
         detail = entry.get("detail") or {}
         if entry.get("from_state") not in _FROM or "driver" not in detail:  # decide() marks attempts so
             continue
+        address = known[detail["method"]] = _address(detail) or known.get(detail["method"])
         out.append({"at": entry["at"], "driver": detail["driver"], "method": detail["method"],
-                    "attempt": detail["attempt"], "result": detail.get("result"), "address": _address(detail),
+                    "attempt": detail["attempt"], "result": detail.get("result"), "address": address,
                     "requested": detail.get("requested"), "error": detail.get("error"),
                     "power_off_ms": detail.get("power_off_ms")})
     for ev in evidence:
