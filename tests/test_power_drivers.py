@@ -232,7 +232,7 @@ def test_a_failing_fence_agent_is_a_fence_error_with_its_output_but_no_password(
 
 def test_a_fence_agent_that_hangs_is_killed_at_the_time_out(fake_agent, tmp_path):
     calls = fake_agent(f"open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid())); import time; time.sleep(600)")
-    with pytest.raises(FenceError, match="agent gave no answer within 3s"):
+    with pytest.raises(FenceError, match="fence_agent power off of compute-01 at 10.0.0.5: agent gave no answer within 3s"):
         FenceAgentPower().power_off(target(method="fence_agent", address="10.0.0.5", timeout=3, agent="fence_fake"))
     assert len(calls()) == 1
     pid = int((tmp_path / "pid").read_text())
