@@ -162,6 +162,7 @@ def test_ipmi_wrong_credentials_are_a_fence_error_without_the_password(ipmi_sim,
         IpmiPower().power_off(ipmi(ipmi_sim, password=wrong))
     no_secret_anywhere(wrong, e.value, caplog)
     assert ipmi_sim.chassis_power() == "on"
+    assert IpmiPower().power_state(ipmi(ipmi_sim)) == ON  # the failed session spoils nothing for the right one
 
 
 def test_an_ipmi_bmc_that_never_answers_is_a_fence_error_at_the_time_out():
