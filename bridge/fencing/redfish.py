@@ -28,7 +28,16 @@ class RedfishPower:
         def force_off():
             import sushy
 
-            self._system(target).reset_system(sushy.ResetType.FORCE_OFF)
+            system = self._system(target)
+            try:
+                system.reset_system(sushy.ResetType.FORCE_OFF)
+            except sushy.exceptions.HTTPError as e:
+                # some BMCs refuse ForceOff of a host that is off (409, 400): that is no failure
+                if isinstance(e, sushy.exceptions.AccessError):
+                    raise
+                system.refresh(force=True)
+                if system.power_state != sushy.PowerState.OFF:
+                    raise
 
         bounded(target, "power off", force_off)
 
