@@ -232,7 +232,7 @@ def test_a_failing_fence_agent_is_a_fence_error_with_its_output_but_no_password(
 
 def test_a_fence_agent_that_hangs_is_killed_at_the_time_out(fake_agent, tmp_path):
     calls = fake_agent(f"open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid())); import time; time.sleep(600)")
-    with pytest.raises(FenceError, match="agent gave no answer within 3s"):
+    with pytest.raises(FenceError, match="fence_agent power off of compute-01 at 10.0.0.5: agent gave no answer within 3s"):
         FenceAgentPower().power_off(target(method="fence_agent", address="10.0.0.5", timeout=3, agent="fence_fake"))
     assert len(calls()) == 1
     pid = int((tmp_path / "pid").read_text())
@@ -278,3 +278,35 @@ def test_an_address_or_username_cannot_add_a_line():
     bad = FenceTarget("compute-01", "fence_agent", "10.0.0.5", "admin", Secret("pw\naction=on"), {"agent": "fence_fake"})
     with pytest.raises(FenceError, match="fence_agent password of compute-01 at 10.0.0.5: it contains a line break"):
         stdin_lines(bad, "off")
+
+
+class _RefusingSystem:
+    """A Redfish system whose BMC answers ForceOff with an HTTP error."""
+
+    def __init__(self, error, state_after):
+        self.error, self.power_state, self._after = error, sushy.PowerState.ON, state_after
+
+    def reset_system(self, value):
+        raise self.error
+
+    def refresh(self, force=False):
+        self.power_state = self._after
+
+
+def _http_error(cls, status):
+    response = SimpleNamespace(status_code=status, json=lambda: {"error": {"message": "Server is already powered OFF"}})
+    return cls("POST", "https://bmc/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", response)
+
+
+def test_redfish_a_bmc_that_refuses_force_off_of_a_host_already_off_is_no_failure(monkeypatch):
+    refusing = _RefusingSystem(_http_error(sushy.exceptions.HTTPError, 409), sushy.PowerState.OFF)
+    monkeypatch.setattr(RedfishPower, "_system", lambda self, t: refusing)
+    RedfishPower().power_off(target())
+
+
+@pytest.mark.parametrize("error, after", [(_http_error(sushy.exceptions.HTTPError, 409), sushy.PowerState.ON),
+                                          (_http_error(sushy.exceptions.AccessError, 403), sushy.PowerState.OFF)])
+def test_redfish_a_refused_force_off_is_a_fence_error_unless_the_host_reads_off(monkeypatch, error, after):
+    monkeypatch.setattr(RedfishPower, "_system", lambda self, t: _RefusingSystem(error, after))
+    with pytest.raises(FenceError, match="redfish power off of compute-01 at 127.0.0.1:1: .*Error: HTTP POST"):
+        RedfishPower().power_off(target())

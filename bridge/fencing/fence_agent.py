@@ -64,12 +64,12 @@ class FenceAgentPower:
     name = "fence_agent"
 
     def power_off(self, target: FenceTarget) -> None:
-        code, out = self._run(target, "off")
+        code, out = self._run(target, "off", "power off")
         if code != 0:
             raise failure(target, "power off", f"agent exited {code}: {out}")
 
     def power_state(self, target: FenceTarget) -> str:
-        code, out = self._run(target, "status")
+        code, out = self._run(target, "status", "power state")
         if code not in (0, 2):
             raise failure(target, "power state", f"agent exited {code}: {out}")
         said = re.findall(r"^Status: (ON|OFF)\s*$", out, re.MULTILINE)
@@ -80,14 +80,14 @@ class FenceAgentPower:
             return ON
         return UNKNOWN
 
-    def _run(self, target: FenceTarget, action: str) -> tuple[int, str]:
+    def _run(self, target: FenceTarget, action: str, what: str) -> tuple[int, str]:
         argv = [agent_path(target)]  # no arguments: the agent reads its parameters from stdin
         lines = stdin_lines(target, action)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env=AGENT_ENV, text=True, shell=False, start_new_session=True, close_fds=True)
         except OSError as e:
-            raise failure(target, action, e) from None
+            raise failure(target, what, e) from None
         try:
             out, _ = proc.communicate(lines, timeout=target.timeout)
         except subprocess.TimeoutExpired:
@@ -96,5 +96,5 @@ class FenceAgentPower:
             except ProcessLookupError:
                 pass
             proc.communicate()
-            raise failure(target, action, f"agent gave no answer within {target.timeout:g}s") from None
+            raise failure(target, what, f"agent gave no answer within {target.timeout:g}s") from None
         return proc.returncode, scrub(out.strip()[-500:], target)

@@ -7,8 +7,6 @@ bounded by target.timeout (bmccall.bounded).
 
 from __future__ import annotations
 
-from pyghmi.ipmi import command
-
 from bridge.fencing.base import OFF, ON, UNKNOWN, FenceTarget
 from bridge.fencing.bmccall import bounded, failure
 
@@ -39,7 +37,9 @@ class IpmiPower:
         return bounded(target, "power state",
                        lambda: _STATES.get(self._command(target).get_power().get("powerstate"), UNKNOWN))
 
-    def _command(self, target: FenceTarget) -> command.Command:
+    def _command(self, target: FenceTarget):
+        from pyghmi.ipmi import command  # on first use: importing it costs every CLI command 0.4 s
+
         try:
             host, port = host_port(target.address or "")
         except ValueError as e:

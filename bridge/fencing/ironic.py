@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 
-import openstack
-
 from bridge.fencing.base import OFF, ON, UNKNOWN, FenceTarget
 from bridge.fencing.bmccall import bounded, failure
 
@@ -23,7 +21,7 @@ class IronicPower:
     name = "ironic"
 
     def __init__(self):
-        self._connections: dict[tuple, openstack.connection.Connection] = {}
+        self._connections: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
     def power_off(self, target: FenceTarget) -> None:
@@ -50,6 +48,8 @@ class IronicPower:
         if not cloud and not endpoint:
             raise failure(target, "connection", "set options.cloud, or options.endpoint for an unauthenticated Ironic")
         key = (cloud, endpoint, target.timeout)
+        import openstack  # on first use: importing it costs every CLI command 2 s
+
         with self._lock:
             if key not in self._connections:
                 self._connections[key] = (

@@ -3,7 +3,8 @@ port, user admin with a password made per run.
 
 The host's "power" is a child process ipmi_sim starts (startcmd): chassis power off
 SIGTERMs it and status reads off once it is gone; power on starts it again. The VM serial
-channel is what gives the BMC its chassis power control; nothing connects to it.
+channel is what gives the BMC its chassis power control; nothing connects to it. stop()
+signals the process group: the startcmd child, which ipmi_sim itself leaves running, goes too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.harness.procs import Process, free_port, wait_until
+from tests.harness.procs import Peer, Process, free_port, wait_until
 
 USERNAME = "admin"
 SIM_EMU = "mc_setbmc 0x20\n" \
@@ -29,12 +30,11 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-class IpmiSim:
+class IpmiSim(Peer):
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.port = free_udp_port()
         self.password = "ip" + secrets.token_hex(7)  # IPMI passwords: at most 16 (v1.5) / 20 bytes
-        self.process: Process | None = None
 
     @property
     def address(self) -> str:
@@ -86,14 +86,3 @@ class IpmiSim:
 
         wait_until(f"ipmi_sim on {self.address}", powered_on, timeout, interval=0.1)
         return self
-
-    def stop(self) -> None:
-        # the group holds the startcmd child too, which ipmi_sim itself leaves running
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self) -> "IpmiSim":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import openstack
 
-from tests.harness.procs import Process, free_port, run, wait_until
+from tests.harness.procs import Peer, Process, free_port, run, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = Path(os.environ.get("IRONICLAB_DIR") or REPO / ".ironicbox")
@@ -52,11 +52,10 @@ def _config(workdir: Path, port: int) -> str:
             f"[oslo_concurrency]\nlock_path = {workdir / 'locks'}\n")
 
 
-class IronicLab:
+class IronicLab(Peer):
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.port = free_port()
-        self.process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -87,16 +86,6 @@ class IronicLab:
             conn.baremetal.set_node_power_state(node, "power on")
         wait_until("Ironic nodes powered on", lambda: all(
             conn.baremetal.get_node(name).power_state == "power on" for name in NODES), timeout, interval=0.2)
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self) -> "IronicLab":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.harness.procs import Process, free_port, port_in_use, wait_until
+from tests.harness.procs import Peer, Process, free_port, port_in_use, wait_until
 
 RUNNER = Path(__file__).resolve().parent / "sushy_emulator.py"
 USERNAME = "admin"
@@ -48,13 +48,12 @@ def self_signed(cert: Path, key: Path, host: str = "127.0.0.1") -> None:
                                           serialization.NoEncryption()))
 
 
-class RedfishEmulator:
+class RedfishEmulator(Peer):
     def __init__(self, workdir: Path, *, instant: bool = True, tls: bool = False, stuck_on: bool = False):
         self.workdir, self.instant, self.tls, self.stuck_on = workdir, instant, tls, stuck_on
         self.port = free_port()
         self.password = "rf-" + secrets.token_urlsafe(12)
         self.ca_file = workdir / "bmc.crt" if tls else None
-        self.process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -92,13 +91,3 @@ class RedfishEmulator:
 
         wait_until(f"sushy-emulator on {self.url}", listening, timeout, interval=0.1)
         return self
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self) -> "RedfishEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
