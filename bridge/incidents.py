@@ -244,7 +244,8 @@ def _fencing(facts: Facts) -> Decision:
                                                                       inc.fence_attempt))
     if facts.now >= inc.fence_deadline:
         method = facts.methods[inc.fence_method]
-        return _attempt_failed(facts, f"no fencing proof within {method.timeout:g}s", timed_out=True)
+        return _attempt_failed(facts, inc.fence_method, inc.fence_attempt,
+                               f"no fencing proof within {method.timeout:g}s", timed_out=True)
     return Decision(None, "waiting for fencing proof", effect=_fence(FenceCheck, facts, inc.fence_method,
                                                                      inc.fence_attempt),
                     due_at=inc.fence_deadline)
@@ -255,9 +256,10 @@ def _after_fencing(facts: Facts, outcome: Outcome) -> Decision:
     if inc.state != FENCING and isinstance(effect, FenceCheck):
         return Decision(None, "fencing check no longer needed", due_at=facts.now)
     if outcome.refused is not None:  # this method cannot fence this host: no use trying it again
-        return _attempt_failed(facts, f"refused: {outcome.refused}", detail=outcome.detail, whole_method=True)
+        return _attempt_failed(facts, effect.index, effect.attempt, f"refused: {outcome.refused}",
+                               detail=outcome.detail, whole_method=True)
     if outcome.error is not None:
-        return _attempt_failed(facts, outcome.error, detail=outcome.detail)
+        return _attempt_failed(facts, effect.index, effect.attempt, outcome.error, detail=outcome.detail)
     if isinstance(effect, FenceRequest):
         cause = f"fencing requested: {_attempt_name(facts, effect.index, effect.attempt)}"
         if outcome.dry_run:
@@ -276,15 +278,10 @@ def _after_fencing(facts: Facts, outcome: Outcome) -> Decision:
     return Decision(None, "waiting for fencing proof", due_at=min(recheck) if recheck else None)
 
 
-def _attempt_failed(facts: Facts, why: str, *, detail: dict | None = None, timed_out: bool = False,
-                    whole_method: bool = False) -> Decision:
-    """The current attempt failed: the method's next attempt, else the host's next method, else
-    a person (on_timeout when the last attempt ran out of time, held otherwise)."""
-    inc = facts.incident
-    if inc.state == SUSPECTED:  # the first request failed
-        method, attempt = 0, 0
-    else:
-        method, attempt = inc.fence_method, inc.fence_attempt
+def _attempt_failed(facts: Facts, method: int, attempt: int, why: str, *, detail: dict | None = None,
+                    timed_out: bool = False, whole_method: bool = False) -> Decision:
+    """This attempt failed: the method's next attempt, else the host's next method, else a
+    person (on_timeout when the last attempt ran out of time, held otherwise)."""
     failed = f"{_attempt_name(facts, method, attempt)} failed: {why}"
     detail = _attempt_detail(facts, method, attempt, detail or {}, result="failed", error=why)
     if not whole_method and attempt < facts.methods[method].retries:
