@@ -82,6 +82,8 @@ def check_config(path):
         targets = Targets(config["fencing"])
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    if targets.problems():
+        raise click.ClickException("configuration: " + "; ".join(targets.problems()))
     click.echo(f"{path}: ok ({len(config['rules'])} rules, "
                f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'}, "
                f"fencing: {' -> '.join(m.driver for m in targets.default)} by default, "

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import os
 import re
+import shutil
 import socket
 import threading
 import time
@@ -253,6 +254,21 @@ class Targets:
         group = self.groups.get(entry.group) if entry and entry.group else None
         specs = (entry and entry.methods) or (group and group.methods) or self.default
         return specs, entry, group
+
+    def problems(self) -> list[str]:
+        """What would fail whatever the host, named by key: a fence agent that is not installed."""
+        from bridge.fencing.fence_agent import AGENT_NAME, SEARCH_PATH
+
+        entries = [*self.groups.values(), *self.hosts.values(), *self._current_inventory().values()]
+        specs = [*self.default, *(s for e in entries for s in e.methods or ())]
+        out = []
+        for spec in (s for s in specs if s.driver == "fence_agent"):
+            agent = str(spec.options.get("agent", ""))
+            if not AGENT_NAME.fullmatch(agent):
+                out.append(f"{spec.key}.options.agent: must name a fence agent (fence_...), not {agent!r}")
+            elif not shutil.which(agent, path=SEARCH_PATH):
+                out.append(f"{spec.key}.options.agent: {agent} is not installed (looked in PATH and /usr/sbin)")
+        return out
 
     def own_hosts(self) -> int:
         """How many hosts have an entry of their own (config and inventory file)."""

@@ -297,6 +297,11 @@ def test_check_config_reads_every_fencing_secret_and_names_the_key(tmp_path, mon
     monkeypatch.setenv("BMC_PW", PW)
     run = CliRunner().invoke(main, ["check-config", str(path)])
     assert run.exit_code == 0 and "fencing: redfish -> manual by default" in run.output and PW not in run.output
+    agent = {"driver": "fence_agent", "address": "10.0.0.1", "options": {"agent": "fence_nosuchthing"}}
+    path.write_text(yaml.safe_dump(base_config(tmp_path, fencing={"groups": {"g": {"methods": [agent]}}})))
+    run = CliRunner().invoke(main, ["check-config", str(path)])
+    assert run.exit_code == 1
+    assert "fencing.groups.g.methods[0].options.agent: fence_nosuchthing is not installed" in run.output
 
 
 def test_fence_test_reads_each_method_changes_nothing_and_fails_when_one_fails(tmp_path, power):
