@@ -302,7 +302,7 @@ def _echo_attempts(items: list[dict]) -> None:
                          f"ms: {a.get('durations_ms')})",
                 "failed": f"failed: {a.get('error')}"}.get(a["result"], a["result"] or "")
         asked = f" {a['requested']}" if a.get("requested") else ""
-        click.echo(f"  {a['at']}  {a['driver']} #{a['method']}.{a['attempt']} {a['address'] or '-'}{asked}: {what}")
+        click.echo(f"  {a['driver']} #{a['method']}.{a['attempt']} {a['address'] or '-'}{asked}: {what} [{a['at']}]")
 
 
 def _operator_command(action: str, summary: str):
