@@ -290,7 +290,8 @@ def _attempt_failed(facts: Facts, method: int, attempt: int, why: str, *, detail
         step = (method + 1, 0)
     else:
         to_state = facts.policy.on_timeout if timed_out else HELD
-        return _hold(facts, f"{failed}; no fencing method left: Nova left untouched", to_state=to_state, **detail)
+        return _hold(facts, f"{why}: Nova left untouched (no fencing method left after "
+                            f"{_attempt_name(facts, method, attempt)})", to_state=to_state, **detail)
     return Decision(FENCING, f"{failed}; next: {_attempt_name(facts, *step)}", due_at=facts.now,
                     fence_deadline=None, fence_step=step, last_error=failed, detail=detail)
 
