@@ -73,10 +73,21 @@ def engine(config_path):
 @main.command("check-config")
 @click.argument("path", type=click.Path(dir_okay=False))
 def check_config(path):
-    """Validate a configuration file: schema, templates, regexes, secrets (never shown)."""
+    """Validate a configuration file: schema, templates, regexes, fencing drivers, the fencing
+    inventory file and every secret (never shown)."""
+    from bridge.targets import Targets
+
     config = _load(path)
+    try:
+        targets = Targets(config["fencing"])
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    if targets.problems():
+        raise click.ClickException("configuration: " + "; ".join(targets.problems()))
     click.echo(f"{path}: ok ({len(config['rules'])} rules, "
-               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'})")
+               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'}, "
+               f"fencing: {' -> '.join(m.driver for m in targets.default)} by default, "
+               f"{targets.own_hosts()} hosts of their own)")
 
 
 @main.group()
@@ -173,6 +184,49 @@ def confirm(host, reason, operator, url, token_file, as_json):
     click.echo(f"fencing of {record['host']} confirmed by {record['actor']}: counts for {where}")
 
 
+@fence.command("test")
+@click.argument("host")
+@config_option
+def fence_test(host, config_path):
+    """Read HOST's power state with each of its fencing methods, changing nothing: shows that
+    its targets and credentials work. Exit status 1 if any method fails. Secrets are never shown."""
+    import time
+
+    from bridge.app import build_nova
+    from bridge.fencing import POWER_DRIVERS
+    from bridge.fencing.base import FenceError
+    from bridge.fencing.bmccall import scrub
+    from bridge.targets import Targets, TargetError
+
+    config = _load(config_path)
+    try:
+        targets = Targets(config["fencing"], node_of=getattr(build_nova(config), "hypervisor_hostname", None))
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    failed = 0
+    click.echo(f"{'#':<3}{'METHOD':<13}{'ADDRESS':<42}{'STATE':<10}{'MS':>8}  DETAIL")
+    for n, target in enumerate(targets.targets(host), 1):
+        if isinstance(target, TargetError):
+            failed += 1
+            click.echo(f"{n:<3}{'-':<13}{'-':<42}{'ERROR':<10}{'':>8}  {target}")
+            continue
+        shown = target.address or target.options.get("node") or "-"
+        if target.method not in POWER_DRIVERS:
+            click.echo(f"{n:<3}{target.method:<13}{shown:<42}{'-':<10}{'':>8}  proof comes from "
+                       f"{'a person' if target.method == 'manual' else 'a power-off alert'}; nothing to read")
+            continue
+        started = time.monotonic()
+        try:
+            state, detail = POWER_DRIVERS[target.method]().power_state(target), "read back"
+        except FenceError as exc:
+            state, detail = "ERROR", scrub(str(exc), target)
+            failed += 1
+        click.echo(f"{n:<3}{target.method:<13}{shown:<42}{state:<10}{(time.monotonic() - started) * 1000:>8.0f}"
+                   f"  {detail}")
+    if failed:
+        raise click.ClickException(f"{failed} fencing method(s) of {host} failed")
+
+
 @main.group()
 def incidents():
     """Read and act on incidents."""
@@ -231,9 +285,24 @@ def show_incident(incident_id, url, token_file, as_json):
         click.echo(f"  {entry['at']}  {move:<26} {entry['cause']}  [{entry['actor']}]")
     for ev in whole["evidence"]:
         click.echo(f"evidence: {ev['kind']} by {ev['actor']} at {ev['at']}: {ev['reason']}")
+    from bridge.fencing.audit import attempts
+
+    _echo_attempts(attempts(whole["timeline"], whole["evidence"]))
     by_source = ", ".join(f"{source} " + "/".join(f"{n} {status}" for status, n in sorted(statuses.items()))
                           for source, statuses in sorted(counts["signals_by_source"].items()))
     click.echo(f"signals: {counts['signals']}{f' ({by_source})' if by_source else ''}; {links['signals']}")
+
+
+def _echo_attempts(items: list[dict]) -> None:
+    """Each fencing attempt: driver, target, what was asked, what came of it, and when."""
+    if items:
+        click.echo("fencing attempts:")
+    for a in items:
+        what = {"proof": f"read back {a.get('state')} at {a.get('read_at')} (requested {a.get('requested_at')}; "
+                         f"ms: {a.get('durations_ms')})",
+                "failed": f"failed: {a.get('error')}"}.get(a["result"], a["result"] or "")
+        asked = f" {a['requested']}" if a.get("requested") else ""
+        click.echo(f"  {a['driver']} #{a['method']}.{a['attempt']} {a['address'] or '-'}{asked}: {what} [{a['at']}]")
 
 
 def _operator_command(action: str, summary: str):

@@ -50,7 +50,9 @@ DEFAULTS: dict[str, Any] = {
         "inventory_ttl": 60,
         "reason_prefix": "nova-hostdown-bridge",
     },
-    "fencing": {"driver": "manual", "timeout": 300, "on_timeout": "held", "confirmation_window": 600},
+    "fencing": {"timeout": 300, "on_timeout": "held", "confirmation_window": 600,
+                "methods": [{"driver": "manual"}], "groups": {}, "hosts": {}, "inventory": None,
+                "allow_loopback": False, "poll_interval": 1.0, "concurrency": 16, "step_wait": 1.0},
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
@@ -130,6 +132,13 @@ def _check_rates(rates: dict) -> None:
                               "PERIOD second, minute, hour or day), several joined by ';'")
 
 
+def _check_fencing(fencing: dict) -> None:
+    """Drivers known, templates valid (secrets and the inventory file are read by bridge.targets)."""
+    from bridge.targets import check
+
+    check(fencing)
+
+
 @dataclass(frozen=True)
 class Config:
     data: dict[str, Any]
@@ -161,6 +170,7 @@ def validate(raw: Any) -> dict:
     data = _merge(DEFAULTS, raw)
     _check_rules(data["rules"])
     _check_rates(data["server"]["rate_limit"])
+    _check_fencing(data["fencing"])
     lease = data["engine"]["lease_seconds"]
     budget = data["nova"]["attempts"] * (data["nova"]["timeout"] + data["nova"]["backoff_max"])
     if lease <= budget:

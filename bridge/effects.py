@@ -23,11 +23,18 @@ class Effect:
 class FenceRequest(Effect):
     """Ask the fencing driver to power the host off (a person, for the manual driver)."""
 
+    method: str = "manual"  # the driver's name
+    index: int = 0  # which of the host's fencing methods
+    attempt: int = 0  # which attempt of that method, from 0
+
 
 @dataclass(frozen=True)
 class FenceCheck(Effect):
     """Ask the fencing driver for proof: a power state read back, or a confirmation."""
 
+    method: str = "manual"
+    index: int = 0
+    attempt: int = 0
     mutates: ClassVar[bool] = False
 
 

@@ -29,7 +29,7 @@ from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
 from bridge.nova import Nova
-from bridge.rules import HOST_DOWN
+from bridge.rules import HOST_DOWN, POWER_OFF
 from bridge.signals import FIRING
 from bridge.store import Store
 
@@ -60,7 +60,8 @@ class Engine:
         self.clock = clock
         self.policy = policy_from(config)
         self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
-        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config))
+        self.fencing = driver_for(config, nova=nova, wake=self.wake)  # BMC calls in its own bounded pool
+        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
         self._next_wakeup = itertools.count()
@@ -86,6 +87,7 @@ class Engine:
     def stop(self, timeout: float = 10) -> None:
         self._stopping.set()
         self.housekeeping.stop(timeout)
+        self.fencing.close()
         for event in self._wakeups:
             event.set()
         for thread in self._threads:
@@ -142,7 +144,7 @@ class Engine:
             items = []
             for sig in self.store.unprocessed_signals(INTAKE_BATCH):
                 host, note = None, sig["note"]
-                if sig["kind"] == HOST_DOWN and sig["status"] == FIRING and sig["candidate_host"]:
+                if sig["kind"] in (HOST_DOWN, POWER_OFF) and sig["status"] == FIRING and sig["candidate_host"]:
                     try:
                         host, how = self.inventory.resolve(sig["candidate_host"])
                     except InventoryUnavailable:
@@ -168,7 +170,7 @@ class Engine:
 
     def facts(self, snapshot, now: datetime) -> Facts:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
-                     proof=snapshot.proof, policy=self.policy)
+                     proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host))
 
     def step(self, incident_id: int) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.

@@ -105,6 +105,14 @@ class Nova:
         services, _ = self._retrying("list services", lambda: list(self.conn.compute.services(binary="nova-compute")))
         return [service_info(s) for s in services]
 
+    def hypervisor_hostname(self, host: str) -> str | None:
+        """The name of the hypervisor the host's nova-compute service runs (for an Ironic-managed
+        host, its node), or None if Nova lists none."""
+        names, _ = self._retrying(f"find hypervisor of {host}", lambda: [
+            h.name for h in self.conn.compute.hypervisors(details=True)
+            if (h.service_details or {}).get("host") == host])
+        return names[0] if names else None
+
     def _service(self, host: str):
         found, attempts = self._retrying(
             f"find service on {host}",

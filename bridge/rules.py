@@ -16,6 +16,7 @@ import jinja2.sandbox
 from bridge.signals import Signal
 
 HOST_DOWN = "host_down"
+POWER_OFF = "power_off"  # the host's power is off: fencing evidence, opted in per rule
 IGNORE = "ignore"
 UNMATCHED = "unmatched"
 
@@ -26,6 +27,10 @@ _templates = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefine
 @functools.lru_cache(maxsize=1024)
 def _template(source: str) -> jinja2.Template:
     return _templates.from_string(source)
+
+
+# fencing address patterns (bridge.targets) use the same sandbox and cache
+compile_template, TEMPLATES = _template, _templates
 
 
 @functools.lru_cache(maxsize=1024)
@@ -80,10 +85,10 @@ def classify(signal: Signal, rules: list[dict]) -> Mapping:
     for rule in rules:
         if not _matches(rule, signal):
             continue
-        if rule["kind"] != HOST_DOWN:
+        if rule["kind"] not in (HOST_DOWN, POWER_OFF):
             return Mapping(rule["name"], rule["kind"], None, f"rule {rule['name']!r}: {rule['kind']}")
         host, why = render_host(rule["host"], signal)
-        return Mapping(rule["name"], HOST_DOWN, host, f"rule {rule['name']!r}: {why}")
+        return Mapping(rule["name"], rule["kind"], host, f"rule {rule['name']!r}: {why}")
     return Mapping(None, UNMATCHED, None, "no rule matches")
 
 

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, request, url_for
 
 from bridge.api.context import config, json_body, now, require_admin, required_reason, store, wake_engine
 from bridge.engine import policy_from
+from bridge.fencing.audit import attempts
 
 bp = Blueprint("incidents", __name__)
 
@@ -92,6 +93,7 @@ def get_incident(incident_id: int):
     incident = store().get_incident(_incident_id(incident_id))
     if incident is None:
         abort(404, f"no incident {incident_id}")
+    incident["attempts"] = attempts(incident["timeline"], incident["evidence"])
     return _links(incident)
 
 

@@ -85,6 +85,9 @@ incidents = sa.Table(
     # its alerts, each counted once by its latest status, per source: {"firing": {source: n},
     # "resolved": {...}}; kept by intake as signals are taken in (NULL: none yet)
     sa.Column("signal_counts", sa.JSON),
+    # which of the host's fencing methods (index) and which attempt of it, both from 0
+    sa.Column("fence_method", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fence_attempt", sa.Integer, nullable=False, server_default="0"),
 )
 # one open incident per host, enforced by the database itself
 sa.Index("one_open_incident_per_host", incidents.c.host, unique=True,
