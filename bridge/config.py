@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "limit_request_line": 4094,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
+        "timeout": 60,
+        "graceful_timeout": 30,
         "rate_limit": {"enabled": True, "webhook": "5000/second", "admin": "50/second",
                        # the status each sender retries (Alertmanager drops a 429)
                        "shed_status": {"alertmanager": 503, "zabbix": 429, "nagios": 429, "icinga2": 429}},
@@ -54,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
-    "logging": {"level": "INFO"},
+    "logging": {"level": "INFO", "format": "text"},
     "rules": [],
 }
 

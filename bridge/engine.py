@@ -18,11 +18,13 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bridge import incidents as sm
+from bridge import observe
 from bridge.executor import Executor
 from bridge.fencing import driver_for
 from bridge.housekeeping import Housekeeping
@@ -83,13 +85,23 @@ class Engine:
             self.housekeeping.start()
         log.info("engine started: %d threads, owner %s", len(self._threads), self.owner)
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 10) -> bool:
+        """Let steps in flight finish, for `timeout` seconds in all, then give up this engine's
+        leases, so that another worker takes its incidents at once. A step still running keeps
+        its lease (it expires): nobody else may act on that incident meanwhile. True if all stopped."""
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self.housekeeping.stop(timeout)
         for event in self._wakeups:
             event.set()
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            log.warning("engine stopped with a step still running; its lease expires in time")
+            return False
+        released = self.store.release_leases(self.owner)
+        log.info("engine stopped; %d lease(s) released", released)
+        return True
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
@@ -129,6 +141,8 @@ class Engine:
                 break
         moved = self.intake_pending() or moved
         for incident_id in self.store.due_incidents(self.clock()):
+            if self._stopping.is_set():
+                break
             moved = self.step(incident_id) or moved
         return moved
 
@@ -197,7 +211,7 @@ class Engine:
                 now = self.clock()  # the outcome is recorded when it came
                 decision = sm.decide(dataclasses.replace(facts, now=now, outcome=outcome))
             go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
-                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM)
+                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM and not self._stopping.is_set())
             after = self.store.advance(claim, self.owner, decision, now, outcome, keep_lease=go_on,
                                        lease_until=None if leased else now + timedelta(seconds=lease))
             if after is None:
@@ -205,8 +219,7 @@ class Engine:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
             if decision.to_state:
-                log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
-                         claim.incident.state, decision.to_state, decision.cause)
+                observe.transition(self.store, claim.incident, decision, outcome, now)
             if not go_on:
                 return decision.to_state is not None
             claim, leased, now = after, True, self.clock()

@@ -243,6 +243,12 @@ class Store(Reads):
                      epoch=incidents.c.epoch + 1).returning(*incidents.c)).first()
             return None if row is None else self._snapshot(conn, row, now)
 
+    def release_leases(self, owner: str) -> int:
+        """Give up every lease `owner` holds: a worker shutting down, its steps over."""
+        with self._write() as conn:
+            return conn.execute(incidents.update().where(incidents.c.lease_owner == owner)
+                                .values(lease_owner=None, lease_expires=None)).rowcount
+
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
