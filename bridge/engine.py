@@ -118,16 +118,15 @@ class Engine:
         idle = self.config["engine"]["idle_poll"]
         while not self._stopping.is_set():
             event.clear()
+            wait = idle
             try:
-                busy = self.run_once()
+                if self.run_once():
+                    continue
+                now = self.clock()
+                due = self.store.next_due(now)  # inside the try: a lost database must not end the thread
+                wait = idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
             except Exception:
                 log.exception("engine round failed; trying again")
-                busy = False
-            if busy:
-                continue
-            now = self.clock()
-            due = self.store.next_due(now)
-            wait = idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
             event.wait(wait)
 
     def run_once(self) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from sqlalchemy.exc import SQLAlchemyError
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 REGISTRY = CollectorRegistry()  # this process's own samples, when not in multiprocess mode
@@ -90,14 +91,21 @@ class _StoreCollector:
         self.store = store
 
     def collect(self):
-        counts = self.store.counts()
+        up = GaugeMetricFamily("hostdown_bridge_database_up", "1 if this worker could read the database "
+                               "at this scrape, else 0 (and no incident counts)", labels=[])
+        try:
+            counts = self.store.counts()
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
         incidents = GaugeMetricFamily("hostdown_bridge_incidents", "Incidents by state", labels=["state"])
         for state, n in counts["incidents"].items():
             incidents.add_metric([state], n)
         signals = GaugeMetricFamily("hostdown_bridge_signals", "Stored signals by source", labels=["source"])
         for source, n in counts["signals"].items():
             signals.add_metric([source], n)
-        return [incidents, signals]
+        return [up, incidents, signals]
 
 
 def exposition(store) -> tuple[bytes, str]:

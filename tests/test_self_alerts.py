@@ -17,7 +17,7 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "alert_templates"
 RULES = TEMPLATES / "prometheus" / "hostdown-bridge-self.rules.yml"
 DASHBOARD = TEMPLATES / "grafana" / "hostdown-bridge-dashboard.json"
 # the gauges the store collector reads at scrape time (bridge/metrics.py, _StoreCollector)
-STORE_GAUGES = {"hostdown_bridge_incidents", "hostdown_bridge_signals"}
+STORE_GAUGES = {"hostdown_bridge_incidents", "hostdown_bridge_signals", "hostdown_bridge_database_up"}
 
 
 def exported() -> set[str]:
@@ -52,6 +52,6 @@ def test_the_dashboard_charts_every_metric_family_and_only_exported_ones():
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = set().union(*(named(e) for e in exprs))
     assert used <= exported(), used - exported()
-    families = {f.name for f in metrics.REGISTRY.collect()} | {"hostdown_bridge_incidents"}
+    families = {f.name for f in metrics.REGISTRY.collect()} | {"hostdown_bridge_incidents", "hostdown_bridge_database_up"}
     charted = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in used}
     assert families <= charted, families - charted
