@@ -116,18 +116,28 @@ class Engine:
 
     def _loop(self, event: threading.Event) -> None:
         idle = self.config["engine"]["idle_poll"]
+        failed = 0  # rounds failed in a row: a lost database fails every one; logged once, then seldom
         while not self._stopping.is_set():
             event.clear()
-            wait = idle
             try:
-                if self.run_once():
-                    continue
-                now = self.clock()
-                due = self.store.next_due(now)  # inside the try: a lost database must not end the thread
-                wait = idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
-            except Exception:
-                log.exception("engine round failed; trying again")
-            event.wait(wait)
+                wait = 0.0 if self.run_once() else self._until_due(idle)
+            except Exception as exc:
+                failed, wait = failed + 1, idle
+                if failed == 1:
+                    log.exception("engine round failed; trying again")
+                elif failed % 100 == 0:
+                    log.warning("engine rounds still failing (%d in a row): %s", failed, type(exc).__name__)
+            else:
+                if failed:
+                    log.warning("engine rounds succeed again after %d failed", failed)
+                failed = 0
+            if wait:
+                event.wait(wait)
+
+    def _until_due(self, idle: float) -> float:
+        now = self.clock()
+        due = self.store.next_due(now)
+        return idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
 
     def run_once(self) -> bool:
         """One round: step the incidents an event named, take in new signals, then step every

@@ -126,5 +126,8 @@ def test_a_replica_without_its_database_stops_acting_and_turns_unready(
 
         proxy.restore()
         wait_until("the replica to be ready again", lambda: http_status(cut_off.url + "/readyz") == 200, timeout=30)
+        wait_until("its engine to say so", lambda: "engine rounds succeed again" in cut_off.log(), timeout=30)
+        # one traceback per engine thread for the whole outage, not one per round
+        assert cut_off.log_path.read_text().count("engine round failed") <= 2
     finally:
         proxy.close()
