@@ -199,6 +199,9 @@ def load(path: str | os.PathLike | None) -> Config:
     admin: dict[str, str] = {}
     for i, entry in enumerate(data["auth"]["admin_tokens"]):
         admin[read_secret(entry["token"], f"auth.admin_tokens[{i}].token")] = entry["name"]
+    for key, file in (data["server"].get("tls") or {}).items():  # gunicorn would fail later, less clearly
+        if not os.access(file, os.R_OK):
+            raise ConfigError(f"server.tls.{key}: cannot read {file}")
     config = Config(data=data, webhook_tokens=webhook, admin_tokens=admin, path=str(path) if path else None)
     if not data["dry_run"] and config.cloud is None:
         raise ConfigError("nova.cloud: required when dry_run is false (or set OS_CLOUD)")

@@ -3,9 +3,11 @@
 import json
 import signal
 import subprocess
+import sys
 
 import pytest
 import requests
+import yaml
 
 from bridge import incidents as sm
 from tests.conftest import sample
@@ -65,3 +67,13 @@ def test_serves_https_with_the_configured_certificate(tmp_path):
             requests.get(bridge.url + "/healthz", timeout=5)  # plain HTTP is not served
     finally:
         bridge.stop()
+
+
+def test_check_config_names_an_unreadable_tls_file(tmp_path):
+    config = base_config(tmp_path, server={"tls": {"certfile": str(tmp_path / "none.crt"),
+                                                   "keyfile": str(tmp_path / "none.key")}})
+    (tmp_path / "bridge.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "bridge", "check-config", tmp_path / "bridge.yaml"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"Error: configuration: server.tls.certfile: cannot read {tmp_path / 'none.crt'}" in done.stderr
