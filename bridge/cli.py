@@ -36,20 +36,42 @@ config_option = click.option("--config", "config_path", envvar="HOSTDOWN_BRIDGE_
                              type=click.Path(dir_okay=False), help="YAML configuration [$HOSTDOWN_BRIDGE_CONFIG]")
 
 
+log_format_option = click.option("--log-format", type=click.Choice(["text", "json"]),
+                                 help="overrides logging.format: text for a terminal, json: one object per line")
+
+
 @main.command()
 @config_option
 @click.option("--bind", help="host:port, overrides server.bind")
-@click.option("--workers", type=int, help="worker processes, overrides server.workers")
-def serve(config_path, bind, workers):
+@click.option("--workers", type=click.IntRange(1, 64), help="worker processes, overrides server.workers")
+@click.option("--threads", type=click.IntRange(1, 64), help="request threads per worker, overrides server.threads")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True),
+              help="seconds before a stuck worker is replaced, overrides server.timeout")
+@click.option("--graceful-timeout", type=click.FloatRange(0, min_open=True),
+              help="seconds a SIGTERM gives requests and engine steps in flight, overrides server.graceful_timeout")
+@click.option("--certfile", type=click.Path(dir_okay=False, exists=True), help="TLS certificate (PEM), with --keyfile")
+@click.option("--keyfile", type=click.Path(dir_okay=False, exists=True), help="TLS private key (PEM), with --certfile")
+@log_format_option
+def serve(config_path, bind, workers, threads, timeout, graceful_timeout, certfile, keyfile, log_format):
     """Run the HTTP API and the engine (gunicorn)."""
     from bridge.serve import serve as run
 
-    run(_load(config_path), bind, workers)
+    config = _load(config_path)
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("--certfile and --keyfile go together")
+    server = config["server"]
+    flags = {"threads": threads, "timeout": timeout, "graceful_timeout": graceful_timeout,
+             "tls": certfile and {**server.get("tls", {}), "certfile": certfile, "keyfile": keyfile}}
+    server.update({key: value for key, value in flags.items() if value})
+    if log_format:
+        config["logging"]["format"] = log_format
+    run(config, bind, workers)
 
 
 @main.command()
 @config_option
-def engine(config_path):
+@log_format_option
+def engine(config_path, log_format):
     """Run only the engine (no HTTP), e.g. as extra workers beside `serve`."""
     import signal
     import threading
@@ -58,6 +80,8 @@ def engine(config_path):
     from bridge.engine import Engine
 
     config = _load(config_path)
+    if log_format:
+        config["logging"]["format"] = log_format
     configure_logging(config)
     worker = Engine(config, build_store(config, migrate=True), build_nova(config))
     worker.start()
@@ -67,7 +91,7 @@ def engine(config_path):
         done.wait()
     except KeyboardInterrupt:
         pass
-    worker.stop()
+    worker.stop(config["server"]["graceful_timeout"])
 
 
 @main.command("check-config")

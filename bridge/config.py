@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "limit_request_line": 4094,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
+        "timeout": 60,
+        "graceful_timeout": 30,
         "rate_limit": {"enabled": True, "webhook": "5000/second", "admin": "50/second",
                        # the status each sender retries (Alertmanager drops a 429)
                        "shed_status": {"alertmanager": 503, "zabbix": 429, "nagios": 429, "icinga2": 429}},
@@ -56,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
-    "logging": {"level": "INFO"},
+    "logging": {"level": "INFO", "format": "text"},
     "rules": [],
 }
 
@@ -207,6 +209,9 @@ def load(path: str | os.PathLike | None) -> Config:
     admin: dict[str, str] = {}
     for i, entry in enumerate(data["auth"]["admin_tokens"]):
         admin[read_secret(entry["token"], f"auth.admin_tokens[{i}].token")] = entry["name"]
+    for key, file in (data["server"].get("tls") or {}).items():  # gunicorn would fail later, less clearly
+        if not os.access(file, os.R_OK):
+            raise ConfigError(f"server.tls.{key}: cannot read {file}")
     config = Config(data=data, webhook_tokens=webhook, admin_tokens=admin, path=str(path) if path else None)
     if not data["dry_run"] and config.cloud is None:
         raise ConfigError("nova.cloud: required when dry_run is false (or set OS_CLOUD)")

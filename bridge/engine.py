@@ -18,11 +18,13 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bridge import incidents as sm
+from bridge import observe
 from bridge.executor import Executor
 from bridge.fencing import driver_for
 from bridge.housekeeping import Housekeeping
@@ -84,14 +86,24 @@ class Engine:
             self.housekeeping.start()
         log.info("engine started: %d threads, owner %s", len(self._threads), self.owner)
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 10) -> bool:
+        """Let steps in flight finish, for `timeout` seconds in all, then give up this engine's
+        leases, so that another worker takes its incidents at once. A step still running keeps
+        its lease (it expires): nobody else may act on that incident meanwhile. True if all stopped."""
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self.housekeeping.stop(timeout)
         self.fencing.close()
         for event in self._wakeups:
             event.set()
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            log.warning("engine stopped with a step still running; its lease expires in time")
+            return False
+        released = self.store.release_leases(self.owner)
+        log.info("engine stopped; %d lease(s) released", released)
+        return True
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
@@ -106,19 +118,28 @@ class Engine:
 
     def _loop(self, event: threading.Event) -> None:
         idle = self.config["engine"]["idle_poll"]
+        failed = 0  # rounds failed in a row: a lost database fails every one; logged once, then seldom
         while not self._stopping.is_set():
             event.clear()
             try:
-                busy = self.run_once()
-            except Exception:
-                log.exception("engine round failed; trying again")
-                busy = False
-            if busy:
-                continue
-            now = self.clock()
-            due = self.store.next_due(now)
-            wait = idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
-            event.wait(wait)
+                wait = 0.0 if self.run_once() else self._until_due(idle)
+            except Exception as exc:
+                failed, wait = failed + 1, idle
+                if failed == 1:
+                    log.exception("engine round failed; trying again")
+                elif failed % 100 == 0:
+                    log.warning("engine rounds still failing (%d in a row): %s", failed, type(exc).__name__)
+            else:
+                if failed:
+                    log.warning("engine rounds succeed again after %d failed", failed)
+                failed = 0
+            if wait:
+                event.wait(wait)
+
+    def _until_due(self, idle: float) -> float:
+        now = self.clock()
+        due = self.store.next_due(now)
+        return idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
 
     def run_once(self) -> bool:
         """One round: step the incidents an event named, take in new signals, then step every
@@ -131,6 +152,8 @@ class Engine:
                 break
         moved = self.intake_pending() or moved
         for incident_id in self.store.due_incidents(self.clock()):
+            if self._stopping.is_set():
+                break
             moved = self.step(incident_id) or moved
         return moved
 
@@ -199,7 +222,7 @@ class Engine:
                 now = self.clock()  # the outcome is recorded when it came
                 decision = sm.decide(dataclasses.replace(facts, now=now, outcome=outcome))
             go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
-                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM)
+                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM and not self._stopping.is_set())
             after = self.store.advance(claim, self.owner, decision, now, outcome, keep_lease=go_on,
                                        lease_until=None if leased else now + timedelta(seconds=lease))
             if after is None:
@@ -207,8 +230,7 @@ class Engine:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
             if decision.to_state:
-                log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
-                         claim.incident.state, decision.to_state, decision.cause)
+                observe.transition(self.store, claim.incident, decision, outcome, now)
             if not go_on:
                 return decision.to_state is not None
             claim, leased, now = after, True, self.clock()

@@ -7,8 +7,10 @@ nothing when told so.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
+from bridge import metrics
 from bridge.effects import Disable, Effect, FenceCheck, FenceRequest, ForceDown, Outcome
 from bridge.fencing import FencingDriver
 from bridge.incidents import Facts, Incident
@@ -27,10 +29,13 @@ class Executor:
 
     def run(self, effect: Effect, facts: Facts) -> Outcome:
         handler = HANDLERS[type(effect)]  # a type without a handler is a bug: tests/test_executor.py
+        started = time.monotonic()
         try:
-            return handler(self, effect, facts, self.dry_run(facts.incident))
+            outcome = handler(self, effect, facts, self.dry_run(facts.incident))
         except NovaError as exc:
-            return Outcome(effect, error=str(exc), detail={"attempts": exc.attempts})
+            outcome = Outcome(effect, error=str(exc), detail={"attempts": exc.attempts})
+        metrics.effect_done(effect, outcome, time.monotonic() - started, self.fencing.name)
+        return outcome
 
     # ---- handlers ------------------------------------------------------------------------
 

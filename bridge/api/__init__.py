@@ -35,10 +35,10 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
-                                "inventory": inventory, "shed": None}
+                                "inventory": inventory}
     rates = config["server"]["rate_limit"]
     if rates["enabled"]:
-        app.extensions["bridge"]["shed"] = ratelimit.install(
+        ratelimit.install(
             app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
     for module in (alerts, incidents, hosts, health):
         app.register_blueprint(module.bp)

@@ -265,6 +265,12 @@ class Store(Reads):
                                                 "until": now + timedelta(seconds=lease_seconds)}).first()
             return None if row is None else self._snapshot(conn, row, now)
 
+    def release_leases(self, owner: str) -> int:
+        """Give up every lease `owner` holds: a worker shutting down, its steps over."""
+        with self._write() as conn:
+            return conn.execute(incidents.update().where(incidents.c.lease_owner == owner)
+                                .values(lease_owner=None, lease_expires=None)).rowcount
+
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
             rows = conn.execute(prepared.SNAPSHOT, {"incident": incident_id}).all()
