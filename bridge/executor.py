@@ -34,7 +34,7 @@ class Executor:
             outcome = handler(self, effect, facts, self.dry_run(facts.incident))
         except NovaError as exc:
             outcome = Outcome(effect, error=str(exc), detail={"attempts": exc.attempts})
-        metrics.effect_done(effect, outcome, time.monotonic() - started, self.fencing.name)
+        metrics.effect_done(effect, outcome, time.monotonic() - started)
         return outcome
 
     # ---- handlers ------------------------------------------------------------------------

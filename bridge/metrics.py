@@ -126,7 +126,7 @@ def signal_received(source: str, status: str) -> None:
     SIGNALS.labels(source, status).inc()
 
 
-def effect_done(effect, outcome, seconds: float, driver: str) -> None:
+def effect_done(effect, outcome, seconds: float) -> None:
     """One effect the executor carried out: a fencing step or a Nova call."""
     if effect.touches_nova:
         call = outcome.detail.get("call") or re.sub(r"(?<!^)(?=[A-Z])", "_", type(effect).__name__).lower()
@@ -135,6 +135,7 @@ def effect_done(effect, outcome, seconds: float, driver: str) -> None:
         NOVA.labels(call, result).inc()
         NOVA_SECONDS.labels(call, result).observe(seconds)
         return
+    driver = getattr(effect, "method", "unknown")  # the host's fencing method this step tried
     step = "check" if not effect.mutates else "request"
     result = "error" if outcome.error else "refused" if outcome.refused else "proof" if outcome.proof else \
         "dry_run" if outcome.dry_run else "pending" if step == "check" else "requested"
