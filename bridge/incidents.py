@@ -36,8 +36,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # the host stays out until a person returns it (or closes the incident)
     OUT_OF_SERVICE: frozenset({CLOSED}),
     # a person's retry resumes where it stopped (a fencing wait starts again)
-    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
-    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CANCELLED, CLOSED}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CANCELLED, CLOSED}),
     CANCELLED: frozenset(),
     CLOSED: frozenset(),
 }
@@ -54,6 +54,8 @@ RESUME = {FENCING: SUSPECTED}
 
 RETRY = "retry"
 CLOSE = "close"
+APPROVE = "approve"  # release one gate for this incident (and retry, if held)
+CANCEL = "cancel"  # call it off before the host is fenced
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,15 @@ class Policy:
     fencing_timeout: float = 300
     on_timeout: str = HELD  # HELD | FAILED
     reason_prefix: str = "nova-hostdown-bridge"
+    gates: gates.Limits = gates.Limits()
 
 
 @dataclass(frozen=True)
 class OperatorAction:
-    kind: str  # RETRY | CLOSE
+    kind: str  # RETRY | CLOSE | APPROVE | CANCEL
     actor: str
     reason: str
+    gate: str | None = None  # APPROVE: the gate it releases
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ class Facts:
     action: OperatorAction | None = None  # a person asks for this now
     busy: bool = False  # a worker is in the middle of a step on this incident
     outcome: Outcome | None = None  # of the effect the last decision named
+    # what the gates read (bridge/gating.py gathers them), and the gates approved for this incident
+    fleet: gates.Fleet = gates.Fleet()
+    host: gates.HostView = gates.HostView()
+    approvals: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,14 @@ def _hold(facts: Facts, why: str, to_state: str = HELD, **detail) -> Decision:
     return Decision(to_state, why, resume_state=state, last_error=why, detail=detail)
 
 
+def _gated(facts: Facts, verdict: gates.Verdict) -> Decision:
+    """A gate said no: wait when it only says "not yet", else hold, naming the gate."""
+    if verdict.until is not None:
+        return Decision(None, f"gate {verdict.gate}: {verdict.reason}", due_at=verdict.until,
+                        detail={"gate": verdict.gate, "waiting": True})
+    return _hold(facts, f"gate {verdict.gate}: {verdict.reason}", gate=verdict.gate)
+
+
 def decide(facts: Facts) -> Decision:
     if facts.action is not None:
         return _operator(facts)
@@ -157,6 +173,9 @@ def decide(facts: Facts) -> Decision:
     if state in CANCELLABLE and facts.signals.firing_total == 0 and facts.proof is None:
         return Decision(CANCELLED, "every alert resolved before the host was fenced")
     if state == SUSPECTED:
+        closed = gates.first_closed(facts, gates.BEFORE_FENCING)
+        if closed is not None:
+            return _gated(facts, closed)
         return Decision(None, "host down: fencing requested", effect=FenceRequest(inc.host))
     if state == FENCING:
         if facts.proof is not None and gates.fencing_proof(facts).passed:
@@ -191,6 +210,8 @@ def _after(facts: Facts, outcome: Outcome) -> Decision:
     inc, effect = facts.incident, outcome.effect
     if outcome.error is not None:
         return _hold(facts, outcome.error, **outcome.detail)
+    if outcome.shadow:  # the executor ran it in shadow mode: the plan is recorded, nothing changed
+        return _hold(facts, f"shadow mode, nothing done: {outcome.note}", gate="shadow", **outcome.detail)
     if isinstance(effect, FenceCheck):
         if inc.state != FENCING:
             return Decision(None, "fencing check no longer needed", due_at=facts.now)
@@ -214,14 +235,28 @@ def _after(facts: Facts, outcome: Outcome) -> Decision:
 
 def _operator(facts: Facts) -> Decision:
     inc, action = facts.incident, facts.action
-    said = f"{action.kind} by {action.actor}: {action.reason}"
+    said = f"{action.kind}{f' gate {action.gate}' if action.gate else ''} by {action.actor}: {action.reason}"
     if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
         return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
     if action.kind == CLOSE:
         if inc.state in TERMINAL:
             return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
         return Decision(CLOSED, said)
-    if action.kind == RETRY:
+    if action.kind == CANCEL:
+        if inc.state in TERMINAL or inc.proof_id is not None or CANCELLED not in TRANSITIONS[inc.state]:
+            return Decision(None, said, refused=f"incident {inc.id} is {inc.state}"
+                                                f"{' with fencing proof' if inc.proof_id else ''}; "
+                                                "only one not yet fenced can be cancelled (close ends any)")
+        return Decision(CANCELLED, said)
+    if action.kind == APPROVE:
+        if action.gate not in gates.APPROVABLE:
+            return Decision(None, said, refused=f"gate {action.gate!r} cannot be approved; "
+                                                f"one of: {', '.join(sorted(gates.APPROVABLE))}")
+        if inc.state in TERMINAL:
+            return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        if inc.state not in WAITING_FOR_PERSON:
+            return Decision(None, said)  # recorded; it counts when the gate is next checked
+    if action.kind in (RETRY, APPROVE):
         if inc.state not in WAITING_FOR_PERSON:
             return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
                                                 "only held or failed ones can be retried")

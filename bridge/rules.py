@@ -16,6 +16,7 @@ import jinja2.sandbox
 from bridge.signals import Signal
 
 HOST_DOWN = "host_down"
+UPSTREAM_DOWN = "upstream_down"  # a switch, rack or PDU: the host spec names the failure domain
 IGNORE = "ignore"
 UNMATCHED = "unmatched"
 
@@ -80,10 +81,10 @@ def classify(signal: Signal, rules: list[dict]) -> Mapping:
     for rule in rules:
         if not _matches(rule, signal):
             continue
-        if rule["kind"] != HOST_DOWN:
+        if rule["kind"] not in (HOST_DOWN, UPSTREAM_DOWN):
             return Mapping(rule["name"], rule["kind"], None, f"rule {rule['name']!r}: {rule['kind']}")
         host, why = render_host(rule["host"], signal)
-        return Mapping(rule["name"], HOST_DOWN, host, f"rule {rule['name']!r}: {why}")
+        return Mapping(rule["name"], rule["kind"], host, f"rule {rule['name']!r}: {why}")
     return Mapping(None, UNMATCHED, None, "no rule matches")
 
 

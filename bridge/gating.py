@@ -1,0 +1,107 @@
+"""Gathers what the safety gates read, so that decide() stays pure: the fleet view (shared by
+every step of a round, read again after intake, after a fencing start, or when view_ttl old),
+one host's view, its approvals, Alertmanager's silences (cached) and whether Nova answers.
+
+Only incidents about to start fencing (suspected) need any of it; other steps read nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+import requests
+from prometheus_client import Counter
+
+from bridge import incidents as sm
+from bridge.gates import Fleet, Limits, Matcher, Silence, fleet_over_limit
+from bridge.store import gating as reads
+
+log = logging.getLogger(__name__)
+
+# every hold or wait a gate caused, by gate (shadow included); per process, like the shed counter
+GATE_FIRED = Counter("hostdown_bridge_gate_fired", "Steps a safety gate held or made wait, by gate",
+                     ["gate", "effect"], registry=None)
+
+
+def count_gate(decision: sm.Decision) -> None:
+    """Count a decision a gate caused (the engine calls this once per decision it commits)."""
+    gate = decision.detail.get("gate")
+    if gate:
+        GATE_FIRED.labels(gate, "wait" if decision.detail.get("waiting") else "hold").inc()
+
+
+class Silences:
+    """Alertmanager's active silences, read at most every `cache` seconds. None: unreadable."""
+
+    def __init__(self, spec: dict[str, Any], get: Callable[..., Any] = requests.get):
+        self.url = spec["url"].rstrip("/") + "/api/v2/silences"
+        self.cache, self.timeout = spec.get("cache", 30), spec.get("timeout", 5)
+        self._get = get
+        self._read_at: float | None = None
+        self._silences: tuple[Silence, ...] | None = None
+
+    def current(self) -> tuple[Silence, ...] | None:
+        if self._read_at is not None and time.monotonic() - self._read_at < self.cache:
+            return self._silences
+        self._read_at = time.monotonic()
+        try:
+            response = self._get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+            self._silences = tuple(
+                Silence(s["id"], tuple(Matcher(m["name"], m["value"], bool(m.get("isRegex")), m.get("isEqual", True))
+                                       for m in s.get("matchers", [])),
+                        s.get("createdBy", ""), s.get("comment", ""))
+                for s in response.json() if s.get("status", {}).get("state") == "active")
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            log.warning("cannot read Alertmanager silences from %s: %s", self.url, exc)
+            self._silences = None
+        return self._silences
+
+
+class GateInputs:
+    def __init__(self, config, store, inventory, clock: Callable[[], datetime]):
+        gates = config["gates"]
+        self.limits = Limits.from_config(config)
+        self.domain, self.watchdog, self.ttl = gates["failure_domain"], gates["watchdog"], gates["view_ttl"]
+        self.silences = Silences(gates["alertmanager_silences"]) if gates["alertmanager_silences"] else None
+        self.store, self.inventory, self.clock = store, inventory, clock
+        self._lock = threading.Lock()
+        self._fleet: Fleet | None = None
+        self._read_at = 0.0
+        self.over_limit_at: datetime | None = None  # storm cooldown: in memory, this process
+
+    def invalidate(self) -> None:
+        """Something the fleet view counts changed (signals taken in, a fencing start)."""
+        self._fleet = None
+
+    def fleet(self, now: datetime) -> Fleet:
+        with self._lock:
+            if self._fleet is not None and time.monotonic() - self._read_at < self.ttl:
+                return self._fleet
+            self.inventory.known_hosts()  # refreshed when old: Nova's host count, and whether it answers
+            with self.store.reader.connect() as conn:
+                counts = reads.fleet_counts(conn, now, self.limits, self.domain, self.watchdog)
+            nova_ok, nova_error = self.inventory.nova_state()
+            fleet = Fleet(**counts, nova_ok=nova_ok, nova_error=nova_error,
+                          silences=self.silences.current() if self.silences else ())
+            if fleet_over_limit(fleet, self.limits):
+                self.over_limit_at = now
+            self._fleet = dataclasses.replace(fleet, over_limit_at=self.over_limit_at)
+            self._read_at = time.monotonic()
+            return self._fleet
+
+    def facts_for(self, snapshot, now: datetime) -> dict[str, Any]:
+        """Facts fields for this snapshot: only a suspected incident's gates are checked."""
+        inc = snapshot.incident
+        if inc.state != sm.SUSPECTED:
+            return {}
+        fleet = self.fleet(now)
+        with self.store.reader.connect() as conn:
+            host = reads.host_view(conn, inc.id, inc.host, now, self.limits, self.domain)
+            approvals = reads.approved(conn, inc.id)
+        return {"fleet": fleet, "host": host, "approvals": approvals}
