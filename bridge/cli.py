@@ -252,6 +252,21 @@ def _operator_command(action: str, summary: str):
 
 _operator_command("retry", "Send a held or failed incident back to the step where it stopped.")
 _operator_command("close", "End an incident without touching Nova.")
+_operator_command("cancel", "Call off an incident not yet fenced (suspected, fencing, held or failed without proof).")
+
+
+@incidents.command("approve")
+@click.argument("incident_id", type=int)
+@click.option("--gate", required=True, help="the one gate to release for this incident (e.g. mass_limit, upstream)")
+@click.option("--reason", required=True)
+@_client_options
+def approve(incident_id, gate, reason, url, token_file, as_json):
+    """Release one safety gate for INCIDENT_ID only; a held incident then resumes (other gates
+    still apply)."""
+    inc = _call("POST", url, f"/v1/incidents/{incident_id}/approve", token_file, {"gate": gate, "reason": reason})
+    if as_json:
+        return _echo_json(inc)
+    click.echo(f"gate {gate} approved for incident {inc['id']}; it is now {inc['state']}")
 
 
 # ---- offline --------------------------------------------------------------------------------

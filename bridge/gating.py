@@ -11,17 +11,21 @@ import dataclasses
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import requests
 from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
 
 from bridge import incidents as sm
-from bridge.gates import Fleet, Limits, Matcher, Silence, fleet_over_limit
+from bridge.gates import Fleet, Limits, Matcher, Silence, fleet_over_limit, watchdog
 from bridge.store import gating as reads
 
 log = logging.getLogger(__name__)
+
+# an incident for asking a fleet-wide gate about the fleet alone
+_PROBE = sm.Facts(now=datetime.min, incident=sm.Incident(0, "-", sm.SUSPECTED, True))
 
 # every hold or wait a gate caused, by gate (shadow included); per process, like the shed counter
 GATE_FIRED = Counter("hostdown_bridge_gate_fired", "Steps a safety gate held or made wait, by gate",
@@ -33,6 +37,34 @@ def count_gate(decision: sm.Decision) -> None:
     gate = decision.detail.get("gate")
     if gate:
         GATE_FIRED.labels(gate, "wait" if decision.detail.get("waiting") else "hold").inc()
+
+
+def observer_health(inventory, inputs: GateInputs | None) -> dict[str, str]:
+    """Each observer the gates trust: "ok", or why fencing is held. /readyz shows it."""
+    out: dict[str, str] = {}
+    nova_ok, nova_error = inventory.nova_state()
+    if nova_ok is not None:
+        out["nova"] = "ok" if nova_ok else f"unreachable: {nova_error}"[:200]
+    fleet = inputs.last if inputs is not None else None
+    if inputs is not None and inputs.limits.watchdog_max_age is not None and fleet is not None:
+        verdict = watchdog(dataclasses.replace(_PROBE, now=inputs.clock(), fleet=fleet,
+                                               policy=sm.Policy(gates=inputs.limits)))
+        out["watchdog"] = "ok" if verdict.passed else verdict.reason
+    return out
+
+
+class ObserverCollector:
+    """hostdown_bridge_observer_up{observer}: 1 while it is trusted, 0 while it holds fencing."""
+
+    def __init__(self, inventory, inputs: GateInputs | None):
+        self.inventory, self.inputs = inventory, inputs
+
+    def collect(self):
+        family = GaugeMetricFamily("hostdown_bridge_observer_up", "Observers the safety gates trust: "
+                                   "1 ok, 0 failing (fencing held)", labels=["observer"])
+        for name, state in observer_health(self.inventory, self.inputs).items():
+            family.add_metric([name], 1.0 if state == "ok" else 0.0)
+        return [family]
 
 
 class Silences:
@@ -72,7 +104,8 @@ class GateInputs:
         self.store, self.inventory, self.clock = store, inventory, clock
         self._lock = threading.Lock()
         self._fleet: Fleet | None = None
-        self._read_at = 0.0
+        self.last: Fleet | None = None  # the latest view, even once invalidated (for /readyz)
+        self._read_at, self._read_for = 0.0, datetime.min.replace(tzinfo=timezone.utc)
         self.over_limit_at: datetime | None = None  # storm cooldown: in memory, this process
 
     def invalidate(self) -> None:
@@ -81,7 +114,9 @@ class GateInputs:
 
     def fleet(self, now: datetime) -> Fleet:
         with self._lock:
-            if self._fleet is not None and time.monotonic() - self._read_at < self.ttl:
+            fresh = (self._fleet is not None and time.monotonic() - self._read_at < self.ttl
+                     and abs((now - self._read_for).total_seconds()) < self.ttl)  # a simulated clock moves too
+            if fresh:
                 return self._fleet
             self.inventory.known_hosts()  # refreshed when old: Nova's host count, and whether it answers
             with self.store.reader.connect() as conn:
@@ -91,8 +126,8 @@ class GateInputs:
                           silences=self.silences.current() if self.silences else ())
             if fleet_over_limit(fleet, self.limits):
                 self.over_limit_at = now
-            self._fleet = dataclasses.replace(fleet, over_limit_at=self.over_limit_at)
-            self._read_at = time.monotonic()
+            self._fleet = self.last = dataclasses.replace(fleet, over_limit_at=self.over_limit_at)
+            self._read_at, self._read_for = time.monotonic(), now
             return self._fleet
 
     def facts_for(self, snapshot, now: datetime) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.api.context import store
+from bridge.api.context import inventory, store
+from bridge.gating import GATE_FIRED, ObserverCollector, observer_health
 from bridge.store import pending_migrations
 
 bp = Blueprint("health", __name__)
@@ -32,7 +33,10 @@ def readyz():
     if engine is not None:
         checks["engine"] = "ok" if engine.alive() else "stopped"
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+    # the observers the gates trust: while one fails, fencing is held (alerts are still taken in)
+    observers = observer_health(inventory(), engine.gating if engine is not None else None)
+    return ({"status": "ready" if ready else "not ready", "checks": checks, "observers": observers},
+            200 if ready else 503)
 
 
 class _StoreCollector:
@@ -56,6 +60,9 @@ class _StoreCollector:
 def metrics():
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store()))
+    registry.register(GATE_FIRED)  # holds and waits by gate, of the engine in this process
+    engine = current_app.extensions["bridge"]["engine"]
+    registry.register(ObserverCollector(inventory(), engine.gating if engine is not None else None))
     shed = current_app.extensions["bridge"]["shed"]
     if shed is not None:
         registry.register(shed)
