@@ -2,12 +2,17 @@
 against a fake Nova: what holds, what waits, what an approval releases, shadow mode."""
 
 import copy
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge import incidents as sm
 from bridge.nova import NovaError
-from tests.conftest import sample_json
+from tests.conftest import InProcessBridge, sample_json
 from tests.fakes import FakeNova
 
 HOSTS = [f"compute-{n:02d}" for n in range(1, 41)]
@@ -203,3 +208,50 @@ def test_shadow_mode_changes_nothing_and_records_the_plan(make_bridge, fleet):
     bridge.post_alert(alerts("compute-02"))  # two down: which gate would have fired
     bridge.settle()
     assert gate_of(by_host(bridge)["compute-02"]) == "mass_limit" and fleet.calls == []
+
+
+# ---- the store: whatever people and alerts do, one open incident per host, none lost ----
+
+OPS = st.one_of(
+    st.tuples(st.just("fire"), st.sampled_from(HOSTS[:2])),
+    st.tuples(st.just("resolve"), st.sampled_from(HOSTS[:2])),
+    st.tuples(st.sampled_from(["retry", "close", "cancel", "approve"]), st.sampled_from(HOSTS[:2])),
+    st.tuples(st.just("storm"), st.booleans()),
+    st.tuples(st.just("tick"), st.sampled_from([1, 301])),
+)
+
+
+@settings(max_examples=int(os.environ.get("STORE_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OPS, min_size=1, max_size=12))
+def test_random_operations_keep_one_open_incident_per_host_and_lose_none(ops):
+    with tempfile.TemporaryDirectory() as tmp:
+        bridge = InProcessBridge(Path(tmp), FakeNova(HOSTS), dry_run=False, nova={"cloud": "fake"},
+                                 gates={"max_count": 1})
+        try:
+            for op, arg in ops:
+                if op in ("fire", "resolve"):
+                    body = alerts(arg)
+                    body["alerts"][0]["status"] = "firing" if op == "fire" else "resolved"
+                    bridge.post_alert(body)
+                elif op == "storm":  # a third host down too: over max_count
+                    body = alerts("compute-40")
+                    body["alerts"][0]["status"] = "firing" if arg else "resolved"
+                    bridge.post_alert(body)
+                elif op == "tick":
+                    bridge.clock.advance(arg)
+                else:
+                    inc = bridge.store.open_incident_for(arg)
+                    if inc is not None:
+                        extra = {"gate": "mass_limit"} if op == "approve" else {}
+                        bridge.admin("POST", f"/v1/incidents/{inc['id']}/{op}", json={"reason": "r", **extra})
+                bridge.settle()
+                every = bridge.store.list_incidents(limit=1000)
+                open_hosts = [i["host"] for i in every if i["closed_at"] is None]
+                assert len(open_hosts) == len(set(open_hosts))
+                for inc in every:  # ended only by a person, or by its alerts resolving before fencing
+                    if inc["closed_at"] is not None:
+                        ends = [t for t in bridge.incident(inc["id"])["timeline"] if t["to_state"] == inc["state"]]
+                        assert ends and (ends[-1]["actor"] == "ops" or ends[-1]["cause"].startswith("every alert"))
+        finally:
+            bridge.store.engine.dispose()
