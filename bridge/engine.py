@@ -26,7 +26,7 @@ from bridge import incidents as sm
 from bridge.executor import Executor
 from bridge.fencing import driver_for
 from bridge.gates import Limits
-from bridge.gating import GateInputs, count_gate
+from bridge.gating import GateInputs
 from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
@@ -209,7 +209,7 @@ class Engine:
                 if leased:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
-            count_gate(decision)
+            self.gating.fired(incident_id, decision, now)
             if decision.to_state == sm.FENCING:
                 self.gating.invalidate()  # one more fencing start for the rate limit
             if decision.to_state:

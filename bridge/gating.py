@@ -32,13 +32,6 @@ GATE_FIRED = Counter("hostdown_bridge_gate_fired", "Steps a safety gate held or 
                      ["gate", "effect"], registry=None)
 
 
-def count_gate(decision: sm.Decision) -> None:
-    """Count a decision a gate caused (the engine calls this once per decision it commits)."""
-    gate = decision.detail.get("gate")
-    if gate:
-        GATE_FIRED.labels(gate, "wait" if decision.detail.get("waiting") else "hold").inc()
-
-
 def observer_health(inventory, inputs: GateInputs | None) -> dict[str, str]:
     """Each observer the gates trust: "ok", or why fencing is held. /readyz shows it."""
     out: dict[str, str] = {}
@@ -107,6 +100,17 @@ class GateInputs:
         self.last: Fleet | None = None  # the latest view, even once invalidated (for /readyz)
         self._read_at, self._read_for = 0.0, datetime.min.replace(tzinfo=timezone.utc)
         self.over_limit_at: datetime | None = None  # storm cooldown: in memory, this process
+        self.record: list[tuple] | None = None  # replay: every hold and wait, in order
+
+    def fired(self, incident_id: int, decision: sm.Decision, now: datetime) -> None:
+        """Count a decision a gate caused (the engine calls this once per decision it commits);
+        with `record` set (replay), keep it there too."""
+        gate = decision.detail.get("gate")
+        if gate:
+            effect = "wait" if decision.detail.get("waiting") else "hold"
+            GATE_FIRED.labels(gate, effect).inc()
+            if self.record is not None:
+                self.record.append((now, incident_id, gate, effect, decision.cause))
 
     def invalidate(self) -> None:
         """Something the fleet view counts changed (signals taken in, a fencing start)."""
