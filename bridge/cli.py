@@ -269,6 +269,23 @@ def approve(incident_id, gate, reason, url, token_file, as_json):
     click.echo(f"gate {gate} approved for incident {inc['id']}; it is now {inc['state']}")
 
 
+def _pause_command(action: str, summary: str):
+    @main.command(action, help=summary)
+    @click.option("--reason", required=True)
+    @_client_options
+    def command(reason, url, token_file, as_json):
+        state = _call("POST", url, f"/v1/{action}", token_file, {"reason": reason})
+        if as_json:
+            return _echo_json(state)
+        click.echo(state["detail"] if state["paused"] else "not paused: incidents start fencing as the gates allow")
+
+    return command
+
+
+_pause_command("pause", "Pause the bridge: nothing new starts fencing; work in flight finishes. Survives restarts.")
+_pause_command("resume", "Lift the pause.")
+
+
 # ---- offline --------------------------------------------------------------------------------
 
 @main.group("signals")

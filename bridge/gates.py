@@ -73,6 +73,7 @@ class Fleet:
     nova_error: str = ""
     upstream_down: frozenset[str] = frozenset()  # failure domains an upstream alert says are cut off
     silences: tuple[Silence, ...] | None = ()  # active Alertmanager silences; None: could not be read
+    paused: str | None = None  # the global pause in force (who, when, why), or None
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,16 @@ def _ok(gate: str, reason: str = "passed") -> Verdict:
 
 def _limits(facts: Facts) -> Limits:
     return facts.policy.gates
+
+
+def pause(facts: Facts) -> Verdict:
+    """Fail closed (it is read with the fleet). While a person has paused the bridge, nothing
+    new starts; work in flight (already fencing or past it) finishes. Waits: when the pause is
+    lifted, incidents go on by themselves. Never approvable for one incident."""
+    if facts.fleet.paused is None:
+        return _ok("pause", "not paused")
+    return Verdict("pause", False, f"{facts.fleet.paused}: nothing new starts",
+                   until=facts.now + timedelta(seconds=_limits(facts).recheck))
 
 
 # ---- mass-failure limits ------------------------------------------------------------------
@@ -389,14 +400,14 @@ def fencing_proof(facts: Facts) -> Verdict:
     return Verdict("fencing_proof", True, f"fenced: {proof.kind} by {proof.actor}")
 
 
-# checked, in order, before fencing starts: observers first (they say the other inputs are
+# checked, in order, before fencing starts: the pause, observers (they say the other inputs are
 # sound), then host-level holds, then the fleet's limits, then the waits
-BEFORE_FENCING = (nova_reachable, watchdog, burst, maintenance, silenced, foreign_disable, upstream, flapping,
+BEFORE_FENCING = (pause, nova_reachable, watchdog, burst, maintenance, silenced, foreign_disable, upstream, flapping,
                   mass_limit, domain_limit, storm_cooldown, min_duration, corroboration, nova_heartbeat, rate_limit)
 # checked, in order, before every effect that touches Nova
 BEFORE_NOVA = (fencing_proof,)
 # the gates a person may approve for one incident
-APPROVABLE = frozenset(g.__name__ for g in BEFORE_FENCING)
+APPROVABLE = frozenset(g.__name__ for g in BEFORE_FENCING) - {"pause"}
 
 
 def first_closed(facts: Facts, gates=BEFORE_NOVA) -> Verdict | None:

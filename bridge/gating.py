@@ -33,8 +33,9 @@ GATE_FIRED = Counter("hostdown_bridge_gate_fired", "Steps a safety gate held or 
 
 
 def observer_health(inventory, inputs: GateInputs | None) -> dict[str, str]:
-    """Each observer the gates trust: "ok", or why fencing is held. /readyz shows it."""
-    out: dict[str, str] = {}
+    """Each observer the gates trust, and the global pause: "ok", or why nothing new starts.
+    /readyz shows it."""
+    out: dict[str, str] = {"pause": inventory.store.pause_state() or "ok"}
     nova_ok, nova_error = inventory.nova_state()
     if nova_ok is not None:
         out["nova"] = "ok" if nova_ok else f"unreachable: {nova_error}"[:200]
@@ -47,7 +48,8 @@ def observer_health(inventory, inputs: GateInputs | None) -> dict[str, str]:
 
 
 class ObserverCollector:
-    """hostdown_bridge_observer_up{observer}: 1 while it is trusted, 0 while it holds fencing."""
+    """hostdown_bridge_observer_up{observer}: 1 while it is trusted, 0 while it holds fencing
+    (observer "pause": 0 while paused)."""
 
     def __init__(self, inventory, inputs: GateInputs | None):
         self.inventory, self.inputs = inventory, inputs

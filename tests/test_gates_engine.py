@@ -255,3 +255,31 @@ def test_random_operations_keep_one_open_incident_per_host_and_lose_none(ops):
                         assert ends and (ends[-1]["actor"] == "ops" or ends[-1]["cause"].startswith("every alert"))
         finally:
             bridge.store.engine.dispose()
+
+
+def test_a_pause_lets_work_in_flight_finish_starts_nothing_new_and_survives_a_restart(gated, fleet, make_bridge):
+    bridge = gated()
+    bridge.post_alert(alerts("compute-01"))
+    bridge.settle()
+    paused = bridge.admin("POST", "/v1/pause", json={"reason": "switch firmware rollout"})
+    assert paused.status_code == 200 and paused.json["paused"]
+    assert paused.json["detail"].startswith("paused by ops at ") and "switch firmware rollout" in paused.json["detail"]
+    bridge.clock.advance(2)
+    bridge.post_alert(alerts("compute-02"))
+    bridge.confirm("compute-01")  # in flight: it finishes
+    bridge.settle()
+    incidents = by_host(bridge)
+    assert incidents["compute-01"]["state"] == sm.OUT_OF_SERVICE and incidents["compute-02"]["state"] == sm.SUSPECTED
+    ready = bridge.client.get("/readyz").json
+    assert ready["status"] == "ready" and ready["observers"]["pause"].startswith("paused by ops")
+    assert 'hostdown_bridge_observer_up{observer="pause"} 0.0' in bridge.client.get("/metrics").get_data(as_text=True)
+
+    restarted = gated()  # a new engine and app on the same database: still paused
+    restarted.clock.advance(30)
+    restarted.settle()
+    assert by_host(restarted)["compute-02"]["state"] == sm.SUSPECTED
+    assert restarted.admin("GET", "/v1/pause").json["paused"]
+    assert restarted.admin("POST", "/v1/resume", json={"reason": "done"}).json == {"paused": False, "detail": None}
+    restarted.clock.advance(30)
+    restarted.settle()
+    assert by_host(restarted)["compute-02"]["state"] == sm.FENCING

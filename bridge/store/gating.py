@@ -13,7 +13,7 @@ from bridge import incidents as sm
 from bridge.gates import HostView, Limits
 from bridge.rules import HOST_DOWN, UPSTREAM_DOWN
 from bridge.signals import FIRING
-from bridge.store.tables import UTCDateTime, approvals, compute_hosts, incidents, signals, timeline
+from bridge.store.tables import UTCDateTime, approvals, compute_hosts, incidents, pauses, signals, timeline
 
 _OPEN = incidents.c.closed_at.is_(None)
 
@@ -37,7 +37,8 @@ def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] 
     count = sa.select(sa.func.count())
     hosts = conn.execute(count.select_from(compute_hosts)).scalar()
     out: dict[str, Any] = {"hosts": hosts or None,
-                           "down": conn.execute(count.select_from(incidents).where(_OPEN)).scalar()}
+                           "down": conn.execute(count.select_from(incidents).where(_OPEN)).scalar(),
+                           "paused": paused(conn)}
     if domain and "nova" in domain:
         out["domain_hosts"] = dict(conn.execute(sa.select(compute_hosts.c.zone, sa.func.count())
                                                 .group_by(compute_hosts.c.zone)).all())
@@ -98,3 +99,13 @@ def approved(conn, incident_id: int) -> frozenset[str]:
 
 def record_approval(conn, incident_id: int, gate: str, actor: str, reason: str, now: datetime) -> None:
     conn.execute(approvals.insert().values(incident_id=incident_id, gate=gate, actor=actor, reason=reason, at=now))
+
+
+def paused(conn) -> str | None:
+    """Why everything new waits (who, when, why), or None while not paused."""
+    row = conn.execute(sa.select(pauses).order_by(pauses.c.id.desc()).limit(1)).first()
+    return f"paused by {row.actor} at {row.at.isoformat()}: {row.reason}" if row is not None and row.paused else None
+
+
+def set_paused(conn, on: bool, actor: str, reason: str, now: datetime) -> None:
+    conn.execute(pauses.insert().values(paused=on, actor=actor, reason=reason, at=now))

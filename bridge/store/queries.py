@@ -404,6 +404,16 @@ class Store(Reads):
             self._record(conn, snap.incident, decision, now, None, actor=actor)
         return self.get_incident(incident_id)
 
+    def set_pause(self, on: bool, actor: str, reason: str, now: datetime) -> str | None:
+        """Pause the bridge (nothing new starts) or lift the pause; returns what is in force."""
+        with self._write() as conn:
+            gating.set_paused(conn, on, actor, reason, now)
+            return gating.paused(conn)
+
+    def pause_state(self) -> str | None:
+        with self.reader.connect() as conn:
+            return gating.paused(conn)
+
     # ---- read side -------------------------------------------------------------------
 
     def counts(self) -> dict[str, dict]:

@@ -144,3 +144,13 @@ approvals = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 sa.Index("approvals_by_incident", approvals.c.incident_id, approvals.c.gate)
+
+# the global pause, as people set and lifted it; the latest row is in force
+pauses = sa.Table(
+    "pauses", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("actor", Name(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
