@@ -77,3 +77,17 @@ def test_signals_export_writes_json_lines(bridge, tmp_path):
     item = json.loads(line)
     assert item["fingerprint"] == "fp-HostDown-compute-01" and item["status"] == "firing"
     assert item["labels"]["openstack_host"] == "compute-01"
+
+
+def test_a_fraction_needs_the_host_list_which_hosts_gives(tmp_path):
+    history = tmp_path / "bodies.jsonl"
+    history.write_text(captured("2026-11-24T12:00:00Z", "compute-01", "compute-02", "compute-03") + "\n")
+    config = tmp_path / "new.yaml"
+    config.write_text(yaml.safe_dump({"rules": RULES, "gates": {"max_fraction": 0.2}}))
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("".join(f"compute-{n:02d} az{n % 2}\n" for n in range(1, 11)))
+    unknown = CliRunner().invoke(main, ["replay", "--config", str(config), str(history)])
+    assert "max_fraction set but Nova's host count is unknown" in unknown.output
+    known = CliRunner().invoke(main, ["replay", "--config", str(config), "--hosts", str(hosts), str(history)])
+    assert known.exit_code == 0, known.output
+    assert "gate mass_limit: 3 of 10 hosts down, more than the 2 allowed" in known.output
