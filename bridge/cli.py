@@ -345,9 +345,94 @@ def _operator_command(action: str, summary: str):
 
 _operator_command("retry", "Send a held or failed incident back to the step where it stopped.")
 _operator_command("close", "End an incident without touching Nova.")
+_operator_command("cancel", "Call off an incident not yet fenced (suspected, fencing, held or failed without proof).")
+
+
+@incidents.command("approve")
+@click.argument("incident_id", type=int)
+@click.option("--gate", required=True, help="the one gate to release for this incident (e.g. mass_limit, upstream)")
+@click.option("--reason", required=True)
+@_client_options
+def approve(incident_id, gate, reason, url, token_file, as_json):
+    """Release one safety gate for INCIDENT_ID only; a held incident then resumes (other gates
+    still apply)."""
+    inc = _call("POST", url, f"/v1/incidents/{incident_id}/approve", token_file, {"gate": gate, "reason": reason})
+    if as_json:
+        return _echo_json(inc)
+    click.echo(f"gate {gate} approved for incident {inc['id']}; it is now {inc['state']}")
+
+
+def _pause_command(action: str, summary: str):
+    @main.command(action, help=summary)
+    @click.option("--reason", required=True)
+    @_client_options
+    def command(reason, url, token_file, as_json):
+        state = _call("POST", url, f"/v1/{action}", token_file, {"reason": reason})
+        if as_json:
+            return _echo_json(state)
+        click.echo(state["detail"] if state["paused"] else "not paused: incidents start fencing as the gates allow")
+
+    return command
+
+
+_pause_command("pause", "Pause the bridge: nothing new starts fencing; work in flight finishes. Survives restarts.")
+_pause_command("resume", "Lift the pause.")
 
 
 # ---- offline --------------------------------------------------------------------------------
+
+@main.group("signals")
+def signals_group():
+    """The signal log."""
+
+
+@signals_group.command("export")
+@config_option
+@click.option("--since", help="only signals received at or after this ISO 8601 time")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="file to write (default: stdout)")
+def signals_export(config_path, since, output):
+    """Write the stored signals, oldest first, one JSON object per line: what
+    `hostdown-bridge replay` reads. Reads the database directly (no running bridge needed)."""
+    from datetime import datetime, timezone
+
+    from bridge.app import build_store
+    from bridge.replay import export
+
+    try:
+        start = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    for item in export(build_store(_load(config_path)), start):
+        output.write(json.dumps(item, sort_keys=True) + "\n")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="the configuration to try (its rules and gates); secrets are not read")
+@click.option("--hosts", "hosts_file", type=click.File("r"),
+              help="Nova's compute hosts as they were, one per line, optionally followed by the zone")
+@click.argument("history", type=click.File("r"))
+def replay(config_path, hosts_file, history):
+    """Feed a recorded signal HISTORY (from `signals export`, or captured webhook bodies, one
+    {"source", "received_at", "body"} per line; - for stdin) through the decision core with a
+    simulated clock, offline, and print what would have happened, host by host and gate by gate.
+    Nothing is fenced and no cloud is asked (shadow mode)."""
+    import yaml
+
+    from bridge.replay import HistoryError, read_history, render, replay as run
+
+    try:
+        raw = yaml.safe_load(Path(config_path).read_text()) or {}
+        arrivals = read_history(history)
+        hosts = [tuple(line.split()[:2]) if len(line.split()) > 1 else (line.split()[0], None)
+                 for line in hosts_file if line.strip()] if hosts_file else None
+        click.echo(render(run(raw, arrivals, hosts)))
+    except (ConfigError, HistoryError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{config_path}: not valid YAML: {exc}") from None
 
 @main.group("rules")
 def rules_group():

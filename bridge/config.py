@@ -59,6 +59,22 @@ DEFAULTS: dict[str, Any] = {
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
     "logging": {"level": "INFO", "format": "text"},
+    # act: fence and call Nova (dry_run decides whether for real); shadow: run everything,
+    # gates and Nova reads included, fence nothing, change nothing, record the plan
+    "mode": "act",
+    # safety gates (bridge/gates.py): null turns one off. Those that need numbers for your
+    # fleet are off here; the observers and holds that need none are on. README: "Safety gates".
+    "gates": {
+        "max_count": None, "max_fraction": None, "storm_cooldown": None,
+        "failure_domain": None, "per_domain": {"max_count": None, "max_fraction": None},
+        "rate": {"hosts": None, "window": 600},
+        "min_duration": None, "min_sources": None, "nova_heartbeat_age": None,
+        "flapping": {"changes": None, "window": 600},
+        "watchdog": None, "burst": {"count": None, "window": 60},
+        "nova_reachable": True, "upstream": True, "maintenance": True, "foreign_disable": True,
+        "alertmanager_silences": None,
+        "recheck": 15, "view_ttl": 1.0,
+    },
     "rules": [],
 }
 

@@ -78,6 +78,7 @@ class Outcome:
     note: str | None = None  # for the timeline; None records nothing
     detail: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    shadow: bool = False  # shadow mode: nothing was done; note and detail say what would have been
     error: str | None = None  # the adapter failed (attempts exhausted, refused)
     proof: Evidence | None = None  # FenceCheck: the host is fenced, and this proves it
     refused: str | None = None  # FenceCheck: the driver cannot fence this host

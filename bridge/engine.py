@@ -27,6 +27,8 @@ from bridge import incidents as sm
 from bridge import observe
 from bridge.executor import Executor
 from bridge.fencing import driver_for
+from bridge.gates import Limits
+from bridge.gating import GateInputs
 from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
@@ -51,7 +53,7 @@ def utcnow() -> datetime:
 def policy_from(config) -> Policy:
     fencing = config["fencing"]
     return Policy(fencing_timeout=fencing["timeout"], on_timeout=fencing["on_timeout"],
-                  reason_prefix=config["nova"]["reason_prefix"])
+                  reason_prefix=config["nova"]["reason_prefix"], gates=Limits.from_config(config))
 
 
 class Engine:
@@ -63,7 +65,9 @@ class Engine:
         self.policy = policy_from(config)
         self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
         self.fencing = driver_for(config, nova=nova, wake=self.wake)  # BMC calls in its own bounded pool
-        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing)
+        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing,
+                                 shadow=config["mode"] == "shadow")
+        self.gating = GateInputs(config, store, self.inventory, clock)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
         self._next_wakeup = itertools.count()
@@ -177,6 +181,7 @@ class Engine:
                 items.append((sig["id"], host, note))
             if not items:
                 return False
+            self.gating.invalidate()
             cfg = self.config
             taken = self.store.intake_many(items, self.clock(), dry_run=cfg["dry_run"],
                                            confirmation_window=cfg["fencing"]["confirmation_window"])
@@ -193,7 +198,8 @@ class Engine:
 
     def facts(self, snapshot, now: datetime) -> Facts:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
-                     proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host))
+                     proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host),
+                     **self.gating.facts_for(snapshot, now))
 
     def step(self, incident_id: int) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.
@@ -229,6 +235,9 @@ class Engine:
                 if leased:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
+            self.gating.fired(incident_id, decision, now)
+            if decision.to_state == sm.FENCING:
+                self.gating.invalidate()  # one more fencing start for the rate limit
             if decision.to_state:
                 observe.transition(self.store, claim.incident, decision, outcome, now)
             if not go_on:

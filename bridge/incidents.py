@@ -37,8 +37,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # the host stays out until a person returns it (or closes the incident)
     OUT_OF_SERVICE: frozenset({CLOSED}),
     # a person's retry resumes where it stopped (a fencing wait starts again)
-    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
-    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CANCELLED, CLOSED}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CANCELLED, CLOSED}),
     CANCELLED: frozenset(),
     CLOSED: frozenset(),
 }
@@ -55,6 +55,8 @@ RESUME = {FENCING: SUSPECTED}
 
 RETRY = "retry"
 CLOSE = "close"
+APPROVE = "approve"  # release one gate for this incident (and retry, if held)
+CANCEL = "cancel"  # call it off before the host is fenced
 
 MANUAL = "manual"  # a person confirms: the fencing method every host has when it has no other
 
@@ -101,13 +103,15 @@ class Policy:
     fencing_timeout: float = 300
     on_timeout: str = HELD  # HELD | FAILED
     reason_prefix: str = "nova-hostdown-bridge"
+    gates: gates.Limits = gates.Limits()
 
 
 @dataclass(frozen=True)
 class OperatorAction:
-    kind: str  # RETRY | CLOSE
+    kind: str  # RETRY | CLOSE | APPROVE | CANCEL
     actor: str
     reason: str
+    gate: str | None = None  # APPROVE: the gate it releases
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,11 @@ class Facts:
     @property
     def methods(self) -> tuple[Method, ...]:
         return self.plan or (Method(MANUAL, self.policy.fencing_timeout),)
+
+    # what the gates read (bridge/gating.py gathers them), and the gates approved for this incident
+    fleet: gates.Fleet = gates.Fleet()
+    host: gates.HostView = gates.HostView()
+    approvals: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,14 @@ def _hold(facts: Facts, why: str, to_state: str = HELD, **detail) -> Decision:
     return Decision(to_state, why, resume_state=state, last_error=why, detail=detail)
 
 
+def _gated(facts: Facts, verdict: gates.Verdict) -> Decision:
+    """A gate said no: wait when it only says "not yet", else hold, naming the gate."""
+    if verdict.until is not None:
+        return Decision(None, f"gate {verdict.gate}: {verdict.reason}", due_at=verdict.until,
+                        detail={"gate": verdict.gate, "waiting": True})
+    return _hold(facts, f"gate {verdict.gate}: {verdict.reason}", gate=verdict.gate)
+
+
 def decide(facts: Facts) -> Decision:
     if facts.action is not None:
         return _operator(facts)
@@ -180,6 +197,9 @@ def decide(facts: Facts) -> Decision:
     if state in CANCELLABLE and facts.signals.firing_total == 0 and facts.proof is None:
         return Decision(CANCELLED, "every alert resolved before the host was fenced")
     if state == SUSPECTED:  # fencing starts with the host's first method, whatever came before
+        closed = gates.first_closed(facts, gates.BEFORE_FENCING)
+        if closed is not None:
+            return _gated(facts, closed)
         return Decision(None, "host down: fencing requested", effect=_fence(FenceRequest, facts, 0, 0))
     if state == FENCING:
         return _fencing(facts)
@@ -205,7 +225,9 @@ _DONE = {
 
 def _after(facts: Facts, outcome: Outcome) -> Decision:
     """The decision once the named effect has been carried out."""
-    inc, effect = facts.incident, outcome.effect
+    effect = outcome.effect
+    if outcome.shadow:  # the executor ran it in shadow mode: the plan is recorded, nothing changed
+        return _hold(facts, f"shadow mode, nothing done: {outcome.note}", gate="shadow", **outcome.detail)
     if isinstance(effect, (FenceRequest, FenceCheck)):
         return _after_fencing(facts, outcome)
     if outcome.error is not None:
@@ -298,14 +320,28 @@ def _attempt_failed(facts: Facts, method: int, attempt: int, why: str, *, detail
 
 def _operator(facts: Facts) -> Decision:
     inc, action = facts.incident, facts.action
-    said = f"{action.kind} by {action.actor}: {action.reason}"
+    said = f"{action.kind}{f' gate {action.gate}' if action.gate else ''} by {action.actor}: {action.reason}"
     if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
         return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
     if action.kind == CLOSE:
         if inc.state in TERMINAL:
             return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
         return Decision(CLOSED, said)
-    if action.kind == RETRY:
+    if action.kind == CANCEL:
+        if inc.state in TERMINAL or inc.proof_id is not None or CANCELLED not in TRANSITIONS[inc.state]:
+            return Decision(None, said, refused=f"incident {inc.id} is {inc.state}"
+                                                f"{' with fencing proof' if inc.proof_id else ''}; "
+                                                "only one not yet fenced can be cancelled (close ends any)")
+        return Decision(CANCELLED, said)
+    if action.kind == APPROVE:
+        if action.gate not in gates.APPROVABLE:
+            return Decision(None, said, refused=f"gate {action.gate!r} cannot be approved; "
+                                                f"one of: {', '.join(sorted(gates.APPROVABLE))}")
+        if inc.state in TERMINAL:
+            return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        if inc.state not in WAITING_FOR_PERSON:
+            return Decision(None, said)  # recorded; it counts when the gate is next checked
+    if action.kind in (RETRY, APPROVE):
         if inc.state not in WAITING_FOR_PERSON:
             return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
                                                 "only held or failed ones can be retried")

@@ -40,6 +40,8 @@ TRANSITIONS = Counter("hostdown_bridge_transitions", "Incident state changes mad
                       ["from_state", "to_state"], registry=REGISTRY)
 HOLDS = Counter("hostdown_bridge_holds", "Incidents held (or failed) for a person, by the gate or step "
                 "that stopped them", ["gate"], registry=REGISTRY)
+GATE_FIRED = Counter("hostdown_bridge_gate_fired", "Steps a safety gate held or made wait, by gate",
+                     ["gate", "effect"], registry=REGISTRY)
 FENCING = Counter("hostdown_bridge_fencing_attempts", "Fencing requests and checks, by driver and result",
                   ["driver", "step", "result"], registry=REGISTRY)
 FENCING_SECONDS = Histogram("hostdown_bridge_fencing_duration_seconds", "Time a fencing request or check took",
@@ -108,10 +110,12 @@ class _StoreCollector:
         return [up, incidents, signals]
 
 
-def exposition(store) -> tuple[bytes, str]:
-    """The /metrics body: every worker's samples (or this process's) and the store's counts."""
+def exposition(store, *read_now) -> tuple[bytes, str]:
+    """The /metrics body: every worker's samples (or this process's), the store's counts and
+    the collectors given (read at scrape time)."""
     registry = CollectorRegistry()
-    registry.register(_StoreCollector(store))
+    for collector in (_StoreCollector(store), *read_now):
+        registry.register(collector)
     if multiprocess():
         MultiProcessCollector(registry)
         body = generate_latest(registry)

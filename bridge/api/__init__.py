@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from bridge.api import alerts, health, hosts, incidents, ratelimit
+from bridge.api import alerts, health, hosts, incidents, pause, ratelimit
 from bridge.api.request import BoundedRequest
 from bridge.engine import utcnow
 from bridge.inventory import Inventory
@@ -39,8 +39,8 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     rates = config["server"]["rate_limit"]
     if rates["enabled"]:
         ratelimit.install(
-            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
-    for module in (alerts, incidents, hosts, health):
+            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp, pause.bp])
+    for module in (alerts, incidents, hosts, pause, health):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(HTTPException)

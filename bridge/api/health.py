@@ -9,7 +9,8 @@ from flask import Blueprint, Response, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge import metrics as bridge_metrics
-from bridge.api.context import store
+from bridge.api.context import inventory, store
+from bridge.gating import ObserverCollector, observer_health
 from bridge.store import pending_migrations
 
 bp = Blueprint("health", __name__)
@@ -31,12 +32,17 @@ def readyz():
     if engine is not None:
         checks["engine"] = "ok" if engine.alive() else "stopped"
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+    # the observers the gates trust: while one fails, fencing is held (alerts are still taken in)
+    observers = observer_health(inventory(), engine.gating if engine is not None else None)
+    return ({"status": "ready" if ready else "not ready", "checks": checks, "observers": observers},
+            200 if ready else 503)
 
 
 @bp.get("/metrics")
 def metrics():
-    body, content_type = bridge_metrics.exposition(store())
+    engine = current_app.extensions["bridge"]["engine"]
+    observers = ObserverCollector(inventory(), engine.gating if engine is not None else None)
+    body, content_type = bridge_metrics.exposition(store(), observers)
     return Response(body, content_type=content_type)
 
 

@@ -14,11 +14,11 @@ from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store import arrivals, prepared
+from bridge.store import arrivals, gating, prepared
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
-from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
+from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals
 
 SYSTEM = "bridge"
 
@@ -399,9 +399,9 @@ class Store(Reads):
                 "reason": reason, "at": now, "expires_at": expires}
 
     def operator_action(self, incident_id: int, action: str, actor: str, reason: str, now: datetime,
-                        policy: Policy = Policy()) -> dict:
-        """A person's retry or close, as decide() rules on it. LookupError: no such incident;
-        ValueError: refused now (the message says why)."""
+                        policy: Policy = Policy(), gate: str | None = None) -> dict:
+        """A person's retry, close, cancel or approval of a gate, as decide() rules on it.
+        LookupError: no such incident; ValueError: refused now (the message says why)."""
         with self._write() as conn:
             # FOR UPDATE: two operators at once on PostgreSQL would both pass decide()
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
@@ -410,14 +410,29 @@ class Store(Reads):
             snap = self._snapshot(conn, row, now)
             decision = sm.decide(sm.Facts(
                 now=now, incident=snap.incident, signals=snap.signals, evidence=snap.evidence, proof=snap.proof,
-                policy=policy, action=OperatorAction(action, actor, reason), busy=snap.busy))
+                policy=policy, action=OperatorAction(action, actor, reason, gate), busy=snap.busy))
             if decision.refused:
                 raise ValueError(decision.refused)
+            if action == sm.APPROVE:
+                gating.record_approval(conn, incident_id, gate, actor, reason, now)
+                if decision.to_state is None:  # not held now: the approval waits for the gate
+                    _timeline(conn, incident_id, now, snap.incident.state, snap.incident.state, decision.cause,
+                              actor=actor, detail={"approved": gate})
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
                 {"updated_at": now, "due_at": decision.due_at, "nudges": incidents.c.nudges + 1,
                  "epoch": incidents.c.epoch + 1, **_transition(decision, now)}))
             self._record(conn, snap.incident, decision, now, None, actor=actor)
         return self.get_incident(incident_id)
+
+    def set_pause(self, on: bool, actor: str, reason: str, now: datetime) -> str | None:
+        """Pause the bridge (nothing new starts) or lift the pause; returns what is in force."""
+        with self._write() as conn:
+            gating.set_paused(conn, on, actor, reason, now)
+            return gating.paused(conn)
+
+    def pause_state(self) -> str | None:
+        with self.reader.connect() as conn:
+            return gating.paused(conn)
 
     # ---- read side -------------------------------------------------------------------
 

@@ -106,6 +106,7 @@ timeline = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
 )
 sa.Index("timeline_by_incident", timeline.c.incident_id, timeline.c.id)
+sa.Index("timeline_by_state", timeline.c.to_state, timeline.c.at)  # fencing starts within the rate window
 
 evidence = sa.Table(
     "evidence", metadata,
@@ -131,4 +132,28 @@ compute_hosts = sa.Table(
     sa.Column("forced_down", sa.Boolean),
     sa.Column("zone", sa.String(255)),
     sa.Column("refreshed_at", UTCDateTime, nullable=False),
+    sa.Column("disabled_reason", sa.Text),  # who disabled it, if someone did
+    sa.Column("updated_at", UTCDateTime),  # the service's last heartbeat, as Nova saw it
+)
+
+# a person's approval of one gate for one incident (bridge/gates.py APPROVABLE)
+approvals = sa.Table(
+    "approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("gate", sa.String(64), nullable=False),
+    sa.Column("actor", Name(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+sa.Index("approvals_by_incident", approvals.c.incident_id, approvals.c.gate)
+
+# the global pause, as people set and lifted it; the latest row is in force
+pauses = sa.Table(
+    "pauses", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("actor", Name(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
 )
