@@ -52,6 +52,12 @@ DEFAULTS: dict[str, Any] = {
     },
     "fencing": {"driver": "manual", "timeout": 300, "on_timeout": "held", "confirmation_window": 600},
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
+    # the failed host's servers (bridge/servers.py): none / error / evacuate
+    "servers": {"policy": "none", "groups": [], "policy_key": "hostdown_policy", "priority_key": "HA_Priority",
+                "opt_in": {"metadata": {"HA_Enabled": "True"}}, "others": "none", "task_in_flight": "act",
+                "target_hosts": [], "concurrency": 10, "max_in_flight": 100, "attempts": 2, "poll_interval": 2,
+                "settle_timeout": 600, "lock": True, "page_size": 200,
+                "return": {"enable": True, "wait": 900, "poll_interval": 5}},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
     "logging": {"level": "INFO"},

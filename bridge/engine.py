@@ -30,6 +30,7 @@ from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
 from bridge.nova import Nova
 from bridge.rules import HOST_DOWN
+from bridge.servers import ServersPolicy
 from bridge.signals import FIRING
 from bridge.store import Store
 
@@ -49,7 +50,7 @@ def utcnow() -> datetime:
 def policy_from(config) -> Policy:
     fencing = config["fencing"]
     return Policy(fencing_timeout=fencing["timeout"], on_timeout=fencing["on_timeout"],
-                  reason_prefix=config["nova"]["reason_prefix"])
+                  reason_prefix=config["nova"]["reason_prefix"], servers=ServersPolicy.from_config(config["servers"]))
 
 
 class Engine:
@@ -60,7 +61,8 @@ class Engine:
         self.clock = clock
         self.policy = policy_from(config)
         self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
-        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config))
+        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config),
+                                 server_concurrency=config["servers"]["concurrency"])
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
         self._next_wakeup = itertools.count()
@@ -168,7 +170,7 @@ class Engine:
 
     def facts(self, snapshot, now: datetime) -> Facts:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
-                     proof=snapshot.proof, policy=self.policy)
+                     proof=snapshot.proof, policy=self.policy, servers=snapshot.servers)
 
     def step(self, incident_id: int) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.

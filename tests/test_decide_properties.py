@@ -3,7 +3,8 @@ orders of events played through decide() and the intake rules, never break the s
 
 - no Nova effect is decided without fencing proof that belongs to that incident and host;
 - decide() makes only the transitions in incidents.TRANSITIONS;
-- an out-of-service incident never fences again.
+- an out-of-service incident never fences again, and only a person's `return` moves it on;
+- server effects (listing, evacuation, reset-state) and the return to service need that proof too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import incidents as sm
-from bridge.effects import EFFECT_TYPES, Evidence, FenceCheck, FenceRequest, Outcome
+from bridge import incidents as sm, servers as sv
+from bridge.effects import (EFFECT_TYPES, Evidence, FenceCheck, FenceRequest, IssueServerRequests, ListServers,
+                            Outcome, PollServers, ReturnHost)
 from bridge.incidents import Facts, Incident, OperatorAction, Policy, Signals, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -39,7 +41,7 @@ outcomes = st.builds(Outcome, effect=effects, note=st.none() | st.just("note"), 
 incidents = st.builds(Incident, id=st.just(THIS), host=st.just("compute-01"), state=states, dry_run=st.booleans(),
                       fence_deadline=maybe_time, resume_state=st.none() | states,
                       proof_id=st.none() | st.integers(1, 50))
-actions = st.none() | st.builds(OperatorAction, st.sampled_from([sm.RETRY, sm.CLOSE, "reboot"]),
+actions = st.none() | st.builds(OperatorAction, st.sampled_from([sm.RETRY, sm.CLOSE, sm.RETURN, "reboot"]),
                                 st.just("ops"), st.just("why"))
 policies = st.builds(Policy, fencing_timeout=st.sampled_from([1, 300]), on_timeout=st.sampled_from([sm.HELD, sm.FAILED]))
 
@@ -70,7 +72,9 @@ def check(facts: Facts, decision) -> None:
     if decision.to_state == sm.FENCED and facts.action is None:
         assert decision.proof is not None and decision.proof.incident_id == inc.id and decision.proof.host == inc.host
     if inc.state == sm.OUT_OF_SERVICE:
-        assert decision.effect is None and decision.to_state in (None, sm.CLOSED)
+        assert decision.effect is None and decision.to_state in (None, sm.CLOSED, sm.RETURNING)
+    if decision.to_state == sm.RETURNING and inc.state == sm.OUT_OF_SERVICE:
+        assert facts.action is not None and facts.action.kind == sm.RETURN  # never an alert, never by itself
     if decision.effect is not None:
         assert decision.to_state is None  # an effect first; the transition comes with its outcome
     if decision.refused is not None:
@@ -102,7 +106,7 @@ EVENTS = st.one_of(
     st.tuples(st.just("confirm"), st.sampled_from(HOSTS)),
     st.tuples(st.just("tick"), st.sampled_from([1, 30, 299, 601])),
     st.tuples(st.just("step"), st.just(None)),
-    st.tuples(st.just("operator"), st.sampled_from([sm.RETRY, sm.CLOSE])),
+    st.tuples(st.just("operator"), st.sampled_from([sm.RETRY, sm.CLOSE, sm.RETURN])),
 )
 
 
@@ -118,6 +122,7 @@ class World:
         self.firing: dict[int, set[str]] = {}
         self.nova_calls: list[tuple[int, str, int]] = []  # (incident, effect, proof evidence id)
         self.fence_requests: list[tuple[int, str]] = []  # (incident, state when asked)
+        self.servers: dict[int, tuple[sv.ServerAction, ...]] = {}  # per incident: one server to evacuate
 
     def open(self) -> dict | None:
         return next((i for i in self.incidents if i["closed_at"] is None), None)
@@ -130,7 +135,8 @@ class World:
                       for e in self.evidence if e["incident_id"] == row["id"])
         proof = next((e for e in bound if e.id == row["proof_id"]), None)
         return Facts(now=self.now, incident=self.as_incident(row), signals=Signals({"am": len(self.firing[row["id"]])}),
-                     evidence=bound, proof=proof, policy=Policy(fencing_timeout=300), **kw)
+                     evidence=bound, proof=proof, policy=Policy(fencing_timeout=300),
+                     servers=self.servers.get(row["id"], ()), **kw)
 
     def apply(self, row, decision) -> None:
         if decision.to_state is None:
@@ -153,6 +159,13 @@ class World:
             found = next((e for e in facts.evidence if e.incident_id == inc.id and e.host == inc.host), None)
             return Outcome(effect, proof=found)
         self.nova_calls.append((inc.id, type(effect).__name__, facts.proof.id if facts.proof else None))
+        if isinstance(effect, ListServers):
+            return Outcome(effect, "listed", servers=(sv.ServerAction("s1", action=sv.EVACUATE, listed_at=self.now),))
+        if isinstance(effect, (IssueServerRequests, PollServers)):
+            to = sv.REQUESTED if isinstance(effect, IssueServerRequests) else sv.DONE
+            return Outcome(effect, "done", servers=tuple(dataclasses.replace(r, status=to) for r in facts.servers))
+        if isinstance(effect, ReturnHost):
+            return Outcome(effect, "done", {"service": "returned"})
         return Outcome(effect, "done")
 
     def step(self) -> None:
@@ -167,6 +180,7 @@ class World:
                 facts = dataclasses.replace(facts, outcome=self.run(decision.effect, facts))
                 decision = decide(facts)
                 check(facts, decision)
+                self.servers[row["id"]] = sv.merge(self.servers.get(row["id"], ()), facts.outcome.servers)
             self.apply(row, decision)
             if decision.to_state is None or decision.closes:
                 return
@@ -223,8 +237,11 @@ def test_random_event_orders_keep_the_safety_rules(events):
     # an out-of-service incident never asked for fencing again
     for incident_id, state in world.fence_requests:
         assert state == sm.SUSPECTED
-    # force-down before disable, each once per incident
+    # force-down before disable, each once per incident; servers only after both, the return last
     for incident_id in opened:
         calls = [name for i, name, _ in world.nova_calls if i == incident_id]
-        assert calls in ([], ["ForceDown"], ["ForceDown", "Disable"])
+        assert [c for c in calls if c in ("ForceDown", "Disable")] in ([], ["ForceDown"], ["ForceDown", "Disable"])
+        assert calls[:2] == ["ForceDown", "Disable"] or not set(calls) - {"ForceDown", "Disable"}
+        if "ReturnHost" in calls:
+            assert set(calls[calls.index("ReturnHost"):]) == {"ReturnHost"}
 

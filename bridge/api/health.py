@@ -49,7 +49,11 @@ class _StoreCollector:
         signals = GaugeMetricFamily("hostdown_bridge_signals", "Stored signals by source", labels=["source"])
         for source, n in counts["signals"].items():
             signals.add_metric([source], n)
-        return [incidents, signals]
+        servers = GaugeMetricFamily("hostdown_bridge_server_actions",
+                                    "Open incidents' server rows by action and status", labels=["action", "status"])
+        for (action, status), n in self.store.server_action_counts().items():
+            servers.add_metric([action, status], n)
+        return [incidents, signals, servers]
 
 
 @bp.get("/metrics")

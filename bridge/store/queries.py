@@ -14,7 +14,8 @@ from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store import arrivals
+from bridge import servers as sv
+from bridge.store import arrivals, server_actions
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
@@ -34,6 +35,7 @@ class Snapshot:
     evidence: tuple[Evidence, ...]
     proof: Evidence | None
     busy: bool = False  # leased by a worker right now
+    servers: tuple[sv.ServerAction, ...] = ()  # the host's server rows (bridge.store.server_actions)
 
 
 Claim = Snapshot  # what a worker holds while it has the lease
@@ -256,7 +258,8 @@ class Store(Reads):
             sa.select(evidence).where(evidence.c.incident_id == row.id).order_by(evidence.c.id)))
         proof = next((ev for ev in bound if ev.id == row.proof_id), None)
         busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
-        return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
+        return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy,
+                        server_actions.load(conn, row.id, row.state))
 
     def commit(self, claim: Claim, owner: str, decision: Decision, now: datetime,
                outcome: Outcome | None = None, *, keep_lease: bool = False,
@@ -310,13 +313,16 @@ class Store(Reads):
                           fence_deadline=decision.fence_deadline or inc.fence_deadline,
                           proof_id=proof.id if proof else inc.proof_id)
         bound = claim.evidence + ((proof,) if proof is not None and proof not in claim.evidence else ())
-        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
+        rows = sv.merge(claim.servers, outcome.servers) if outcome is not None else claim.servers
+        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof, servers=rows)
 
     def _record(self, conn, inc: Incident, decision: Decision, now: datetime, outcome: Outcome | None,
                 actor: str = SYSTEM) -> Evidence | None:
         """The rest of what a decision says: its effect's outcome, its proof, its timeline row.
         Returns the proof as bound (with its id)."""
         rows = []
+        if outcome is not None and outcome.servers:
+            server_actions.save(conn, inc.id, outcome.servers, now)
         if outcome is not None and outcome.note:
             rows.append(_timeline_row(inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail))
         proof = None
@@ -390,7 +396,7 @@ class Store(Reads):
             snap = self._snapshot(conn, row, now)
             decision = sm.decide(sm.Facts(
                 now=now, incident=snap.incident, signals=snap.signals, evidence=snap.evidence, proof=snap.proof,
-                policy=policy, action=OperatorAction(action, actor, reason), busy=snap.busy))
+                policy=policy, action=OperatorAction(action, actor, reason), busy=snap.busy, servers=snap.servers))
             if decision.refused:
                 raise ValueError(decision.refused)
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
