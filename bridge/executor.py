@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from dataclasses import replace
+from datetime import timedelta
 
 from bridge import servers as sv
 from bridge.effects import (Disable, Effect, FenceCheck, FenceRequest, ForceDown, IssueServerRequests, ListServers,
@@ -114,8 +115,13 @@ class Executor:
         except NovaError as exc:
             if "evacuation" not in str(exc):
                 raise
-            # Nova keeps a host forced down while its evacuations are not cleaned up (compute restart)
-            return Outcome(effect, None, {"service": "forced_down", "waiting": str(exc)[:500]})
+            # Nova keeps a host forced down while its evacuations are not cleaned up (compute restart);
+            # said once on the timeline, at the first refusal of this wait
+            ret, deadline = facts.policy.servers.returning, facts.incident.fence_deadline
+            first = deadline is None or facts.now < deadline - timedelta(seconds=ret.wait - ret.poll_interval)
+            note = (f"Nova refuses to undo force-down until nova-compute on {effect.host} restarts: {exc}; "
+                    f"asking again every {ret.poll_interval:g}s") if first else None
+            return Outcome(effect, note, {"service": "forced_down", "waiting": str(exc)[:500]})
         detail = {"service": service, **(record.as_detail() if record else {})}
         if service == "down":
             detail["waiting"] = f"nova-compute on {effect.host} has not reported up yet"

@@ -174,7 +174,9 @@ class Nova:
         return HostFacts(host, svc.availability_zone, tuple(aggregates))
 
     def servers(self, page_size: int, **query) -> list:
-        """Every server the query names, across projects, read in pages of `page_size`."""
+        """Every server the query names, across projects, read in pages of `page_size`. Query by
+        openstacksdk's names (compute_host=, changes_since=): a name it does not map, such as host=,
+        it filters on the client side against an attribute it does not have."""
         found, _ = self._retrying(f"list servers {query}", lambda: [
             found_server(s) for s in self.conn.compute.servers(details=True, all_projects=True, limit=page_size,
                                                                **query)])

@@ -40,7 +40,7 @@ class ServerWork:
 
     def plan(self, host: str, policy: ServersPolicy, now: datetime) -> list[ServerAction]:
         facts = self.nova.host_facts(host)
-        found = self.nova.servers(policy.page_size, host=host)
+        found = self.nova.servers(policy.page_size, compute_host=host)
         images: dict[str, dict] = {}
         if policy.opt_in.image_properties:
             for image_id in {s.image_id for s in found if s.image_id}:
@@ -52,7 +52,7 @@ class ServerWork:
     def issue(self, host: str, rows: list[ServerAction], policy: ServersPolicy, reason: str,
               now: datetime) -> list[ServerAction]:
         since = _iso(min(r.listed_at or now for r in rows) - CLOCK_MARGIN)
-        on_host = {s.id: s for s in self.nova.servers(policy.page_size, host=host)}
+        on_host = {s.id: s for s in self.nova.servers(policy.page_size, compute_host=host)}
         evacuations = self.nova.evacuations(host, since) if any(r.action == sv.EVACUATE for r in rows) else {}
 
         def one(row: ServerAction) -> ServerAction:

@@ -63,9 +63,10 @@ class ServerCalls:
         from bridge.servers import HostFacts
         return HostFacts(host, self._service(host)["zone"], tuple(self.aggregates.get(host, ())))
 
-    def servers(self, page_size, host=None, changes_since=None):
-        self.reads.append(("servers", host))
-        return [self.compute.found(s) for s in self.compute.servers.values() if host is None or s["host"] == host]
+    def servers(self, page_size, compute_host=None, changes_since=None):
+        self.reads.append(("servers", compute_host))
+        return [self.compute.found(s) for s in self.compute.servers.values()
+                if compute_host is None or s["host"] == compute_host]
 
     def server(self, server_id):
         s = self.compute.servers.get(server_id)

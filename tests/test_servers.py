@@ -177,7 +177,7 @@ def test_an_evacuation_nova_already_holds_is_never_issued_again(make_bridge, fak
     c.add("web", HOST, metadata=HA)
     executor = Executor(dry_run=False, nova=fake_nova, fencing=DRIVERS["manual"]())
     rows = tuple(sv.plan(ServersPolicy(policy=sv.EVACUATE, opt_in=sv.OptIn(metadata=HA)), HostFacts(HOST),
-                         fake_nova.servers(10, host=HOST), NOW))
+                         fake_nova.servers(10, compute_host=HOST), NOW))
     facts = Facts(now=NOW, incident=Incident(1, HOST, sm.SERVERS, False), policy=Policy(), servers=rows)
     first = executor.run(IssueServerRequests(HOST, ("web",)), facts)
     assert first.servers[0].status == sv.REQUESTED and c.actions == [("lock", "web"), ("evacuate", "web")]
