@@ -125,6 +125,15 @@ def _check_rules(rules: list[dict]) -> None:
                 raise ConfigError(f"{key}.host.regex: invalid regex: {exc}") from None
 
 
+def _check_server_groups(groups: list[dict]) -> None:
+    for i, group in enumerate(groups):
+        if "hosts" in group:
+            try:
+                re.compile(group["hosts"])
+            except re.error as exc:
+                raise ConfigError(f"servers.groups[{i}].hosts: invalid regex: {exc}") from None
+
+
 def _check_rates(rates: dict) -> None:
     for who in ("webhook", "admin"):
         try:
@@ -167,6 +176,7 @@ def validate(raw: Any) -> dict:
     data = _merge(DEFAULTS, raw)
     _check_rules(data["rules"])
     _check_rates(data["server"]["rate_limit"])
+    _check_server_groups(data["servers"]["groups"])
     lease = data["engine"]["lease_seconds"]
     budget = data["nova"]["attempts"] * (data["nova"]["timeout"] + data["nova"]["backoff_max"])
     if lease <= budget:

@@ -145,6 +145,10 @@ def test_evacuate_locks_moves_restops_and_unlocks_only_what_the_bridge_locked(ma
     assert not c.servers["web"]["locked"] and ("unlock", "web") in c.actions and ("unlock", "mine") not in c.actions
     assert [m["server"] for m in c.migrations].count("web") == 1
     assert "servers: 3 evacuate done, 1 none done, 1 skip skipped" in inc["timeline"][-1]["cause"]
+    metrics = bridge.client.get("/metrics").get_data(as_text=True)
+    assert 'hostdown_bridge_server_actions{action="evacuate",status="done"} 3.0' in metrics
+    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").json["servers"]
+    assert [r["name"] for r in shown] == ["db", "broken", "mine", "plain", "web"]  # plan order: priority, name
 
 
 def test_a_failed_evacuation_is_retried_then_reported_with_novas_error_and_unlocked(make_bridge, fake_nova):
@@ -270,3 +274,25 @@ def test_return_is_refused_before_the_host_is_out_of_service(state):
     inc = Incident(1, HOST, state, False)
     decision = sm.decide(Facts(now=NOW, incident=inc, action=sm.OperatorAction(sm.RETURN, "ops", "r")))
     assert decision.refused and decision.to_state is None
+
+
+def test_threads_share_one_keystone_session_so_one_token(tmp_path, monkeypatch):
+    import threading
+
+    import yaml
+
+    from bridge.nova import Nova
+
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(yaml.safe_dump({"clouds": {"c": {"auth_type": "admin_token", "region_name": "R",
+                                                       "auth": {"token": "t", "endpoint": "http://127.0.0.1:9/v2.1"}}}}))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    nova = Nova("c", timeout=1, attempts=1, backoff_max=1)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(nova.conn)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in seen}) == 3  # a connection (its proxies) per thread
+    assert len({id(c.session) for c in seen}) == 1  # one keystoneauth session: its token, fetched once

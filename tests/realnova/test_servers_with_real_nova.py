@@ -76,6 +76,10 @@ def test_servers_follow_the_policy_locks_stay_and_return_to_service_brings_the_h
     assert lab_servers.action_posts(nova_proxy, b"os-stop") == []  # Nova stopped ha-stopped again itself
     assert nova_proxy.count("GET", r"/servers/detail\?.*host=compute-1") >= 1  # listed by host, paged
 
+    shown = bridge.cli("incidents", "show", str(done["id"]))
+    assert shown.returncode == 0 and "ha-user-locked" in shown.stdout and " user-locked" in shown.stdout
+    assert f"plain{' ' * 19} error    done" in shown.stdout
+
     # return to service: Nova refuses to un-force the host until its compute restarts
     refused_first = bridge.cli("host", "return", FAILED, "--reason", "PSU replaced")
     assert refused_first.returncode == 0, refused_first.stderr
