@@ -256,8 +256,14 @@ def verified(row: ServerAction, host_status: str | None) -> ServerAction:
                    error=f"Nova shows host_status {host_status!r} for it, not DOWN")
 
 
+# servers per batch, per parallel request: a batch is one step under one lease, and a few rounds
+# of requests per batch keep it well inside the lease (a replayed batch reads Nova first anyway)
+ROUNDS_PER_BATCH = 4
+
+
 def next_issue(rows: Iterable[ServerAction], policy: ServersPolicy) -> tuple[str, ...]:
-    """The pending servers to ask Nova for now: by priority, within the in-flight bound."""
+    """The pending servers to ask Nova for now: by priority, within the in-flight bound, at
+    most ROUNDS_PER_BATCH rounds of `concurrency` requests."""
     rows = list(rows)
     in_flight = sum(1 for r in rows if r.status == REQUESTED and r.action == EVACUATE)
     room = max(0, policy.max_in_flight - in_flight)
@@ -270,6 +276,8 @@ def next_issue(rows: Iterable[ServerAction], policy: ServersPolicy) -> tuple[str
                 continue
             room -= 1
         out.append(r.server_id)
+        if len(out) == policy.concurrency * ROUNDS_PER_BATCH:
+            break
     return tuple(out)
 
 

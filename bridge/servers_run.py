@@ -39,8 +39,9 @@ class ServerWork:
     # ---- list ------------------------------------------------------------------------------
 
     def plan(self, host: str, policy: ServersPolicy, now: datetime) -> list[ServerAction]:
-        facts = self.nova.host_facts(host)
+        facts = self.pool.submit(self.nova.host_facts, host)  # both reads at once
         found = self.nova.servers(policy.page_size, compute_host=host)
+        facts = facts.result()
         images: dict[str, dict] = {}
         if policy.opt_in.image_properties:
             for image_id in {s.image_id for s in found if s.image_id}:
@@ -52,8 +53,10 @@ class ServerWork:
     def issue(self, host: str, rows: list[ServerAction], policy: ServersPolicy, reason: str,
               now: datetime) -> list[ServerAction]:
         since = _iso(min(r.listed_at or now for r in rows) - CLOCK_MARGIN)
+        evacuations = self.pool.submit(self.nova.evacuations, host, since) \
+            if any(r.action == sv.EVACUATE for r in rows) else None
         on_host = {s.id: s for s in self.nova.servers(policy.page_size, compute_host=host)}
-        evacuations = self.nova.evacuations(host, since) if any(r.action == sv.EVACUATE for r in rows) else {}
+        evacuations = {} if evacuations is None else evacuations.result()
 
         def one(row: ServerAction) -> ServerAction:
             try:
@@ -121,8 +124,9 @@ class ServerWork:
     def poll(self, host: str, rows: list[ServerAction], policy: ServersPolicy, reason: str,
              now: datetime) -> list[ServerAction]:
         since = min(r.listed_at or now for r in rows) - CLOCK_MARGIN
+        evacuations = self.pool.submit(self.nova.evacuations, host, _iso(since))
         seen = {s.id: s for s in self.nova.servers(policy.page_size, changes_since=_iso(since))}
-        evacuations = self.nova.evacuations(host, _iso(since))
+        evacuations = evacuations.result()
 
         def one(row: ServerAction) -> ServerAction:
             try:

@@ -64,6 +64,20 @@ def test_groups_then_server_metadata_override_the_global_policy():
     assert in_az9["a"].action == sv.ERROR
 
 
+def test_opt_in_by_flavor_extra_specs_image_properties_or_aggregate():
+    opt = sv.OptIn(metadata={}, flavor_extra_specs={"ha:enabled": "true"}, image_properties={"ha": "yes"},
+                   aggregates=("ha-hosts",))
+    flavored = Found("f", "f", "active", None, HOST, flavor_extra_specs={"ha:enabled": "true"}, image_id="i1")
+    imaged = Found("i", "i", "active", None, HOST, image_id="i2")
+    plain = Found("p", "p", "active", None, HOST, image_id="i1")
+    rows = by_id(sv.plan(ServersPolicy(policy=sv.EVACUATE, opt_in=opt), HostFacts(HOST),
+                         [flavored, imaged, plain], NOW, {"i1": {}, "i2": {"ha": "yes"}}))
+    assert {k: r.action for k, r in rows.items()} == {"f": sv.EVACUATE, "i": sv.EVACUATE, "p": sv.NONE}
+    in_aggregate = sv.plan(ServersPolicy(policy=sv.EVACUATE, opt_in=opt), HostFacts(HOST, None, ("ha-hosts",)),
+                           [plain], NOW)
+    assert in_aggregate[0].action == sv.EVACUATE and in_aggregate[0].detail["why"] == "opted in: host aggregate"
+
+
 def test_policy_none_verifies_host_status_down_and_fails_the_row_if_nova_still_says_up():
     up = Found("u", "u", "active", None, HOST, host_status="UP")
     rows = by_id(sv.plan(ServersPolicy(), HostFacts(HOST), [found("d"), up], NOW))
@@ -79,10 +93,12 @@ def test_a_task_in_flight_is_recorded_and_acted_on_or_skipped_as_configured():
     assert skipped.status == sv.SKIPPED and "task powering-off in flight" in skipped.detail["why"]
 
 
-def test_next_issue_keeps_the_in_flight_bound():
+def test_next_issue_keeps_the_in_flight_bound_and_the_batch_size():
     rows = [sv.ServerAction(f"s{i}", action=sv.EVACUATE) for i in range(5)]
     rows[0] = sv.ServerAction("s0", action=sv.EVACUATE, status=sv.REQUESTED)
     assert sv.next_issue(rows, ServersPolicy(max_in_flight=3)) == ("s1", "s2")
+    many = [sv.ServerAction(f"e{i}", action=sv.ERROR) for i in range(50)]
+    assert len(sv.next_issue(many, ServersPolicy(concurrency=2))) == 2 * sv.ROUNDS_PER_BATCH
 
 
 # ---- the engine with a fake Nova -------------------------------------------------------------
