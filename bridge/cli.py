@@ -309,6 +309,14 @@ def show_incident(incident_id, url, token_file, as_json):
         click.echo(f"  {entry['at']}  {move:<26} {entry['cause']}  [{entry['actor']}]")
     for ev in whole["evidence"]:
         click.echo(f"evidence: {ev['kind']} by {ev['actor']} at {ev['at']}: {ev['reason']}")
+    if inc.get("servers"):
+        click.echo("servers:")
+        for srv in inc["servers"]:
+            where = f" -> {srv['result_host'] or srv['target_host']}" if srv["result_host"] or srv["target_host"] else ""
+            locked = " user-locked" if srv["user_locked"] else ""
+            click.echo(f"  {srv['server_id']}  {srv['name'][:24]:<24} {srv['action']:<8} {srv['status']:<9} "
+                       f"{srv['step']:<12} tries {srv['attempts']}{where}{locked}"
+                       f"{'  ' + srv['error'] if srv['error'] else ''}")
     from bridge.fencing.audit import attempts
 
     _echo_attempts(attempts(whole["timeline"], whole["evidence"]))
@@ -377,6 +385,24 @@ def _pause_command(action: str, summary: str):
 
 _pause_command("pause", "Pause the bridge: nothing new starts fencing; work in flight finishes. Survives restarts.")
 _pause_command("resume", "Lift the pause.")
+
+
+@main.group()
+def host():
+    """Act on a compute host."""
+
+
+@host.command("return")
+@click.argument("host_name", metavar="HOST")
+@click.option("--reason", required=True, help="why the host may serve again (e.g. 'PSU replaced, ticket 123')")
+@_client_options
+def return_host(host_name, reason, url, token_file, as_json):
+    """Return HOST to service: undo force-down, wait for nova-compute to report up, enable it.
+    Refused while any evacuation from HOST is in flight; an alert resolving never does this."""
+    inc = _call("POST", url, f"/v1/hosts/{host_name}/return", token_file, {"reason": reason})
+    if as_json:
+        return _echo_json(inc)
+    click.echo(f"incident {inc['id']} is now {inc['state']}: {inc['note']}")
 
 
 # ---- offline --------------------------------------------------------------------------------

@@ -56,6 +56,12 @@ DEFAULTS: dict[str, Any] = {
                 "methods": [{"driver": "manual"}], "groups": {}, "hosts": {}, "inventory": None,
                 "allow_loopback": False, "poll_interval": 1.0, "concurrency": 16, "step_wait": 1.0},
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
+    # the failed host's servers (bridge/servers.py): none / error / evacuate
+    "servers": {"policy": "none", "groups": [], "policy_key": "hostdown_policy", "priority_key": "HA_Priority",
+                "opt_in": {"metadata": {"HA_Enabled": "True"}}, "others": "none", "task_in_flight": "act",
+                "target_hosts": [], "concurrency": 10, "max_in_flight": 100, "attempts": 2, "poll_interval": 2,
+                "settle_timeout": 600, "lock": True, "page_size": 200,
+                "return": {"enable": True, "wait": 900, "poll_interval": 5}},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
     "logging": {"level": "INFO", "format": "text"},
@@ -139,6 +145,15 @@ def _check_rules(rules: list[dict]) -> None:
                 raise ConfigError(f"{key}.host.regex: invalid regex: {exc}") from None
 
 
+def _check_server_groups(groups: list[dict]) -> None:
+    for i, group in enumerate(groups):
+        if "hosts" in group:
+            try:
+                re.compile(group["hosts"])
+            except re.error as exc:
+                raise ConfigError(f"servers.groups[{i}].hosts: invalid regex: {exc}") from None
+
+
 def _check_rates(rates: dict) -> None:
     for who in ("webhook", "admin"):
         try:
@@ -189,6 +204,7 @@ def validate(raw: Any) -> dict:
     _check_rules(data["rules"])
     _check_rates(data["server"]["rate_limit"])
     _check_fencing(data["fencing"])
+    _check_server_groups(data["servers"]["groups"])
     lease = data["engine"]["lease_seconds"]
     budget = data["nova"]["attempts"] * (data["nova"]["timeout"] + data["nova"]["backoff_max"])
     if lease <= budget:

@@ -34,6 +34,7 @@ from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
 from bridge.nova import Nova
 from bridge.rules import HOST_DOWN, POWER_OFF
+from bridge.servers import ServersPolicy
 from bridge.signals import FIRING
 from bridge.store import Store
 
@@ -53,7 +54,8 @@ def utcnow() -> datetime:
 def policy_from(config) -> Policy:
     fencing = config["fencing"]
     return Policy(fencing_timeout=fencing["timeout"], on_timeout=fencing["on_timeout"],
-                  reason_prefix=config["nova"]["reason_prefix"], gates=Limits.from_config(config))
+                  reason_prefix=config["nova"]["reason_prefix"], gates=Limits.from_config(config),
+                  servers=ServersPolicy.from_config(config["servers"]))
 
 
 class Engine:
@@ -66,7 +68,8 @@ class Engine:
         self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
         self.fencing = driver_for(config, nova=nova, wake=self.wake)  # BMC calls in its own bounded pool
         self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing,
-                                 shadow=config["mode"] == "shadow")
+                                 shadow=config["mode"] == "shadow",
+                                 server_concurrency=config["servers"]["concurrency"])
         self.gating = GateInputs(config, store, self.inventory, clock)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
@@ -199,6 +202,7 @@ class Engine:
     def facts(self, snapshot, now: datetime) -> Facts:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
                      proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host),
+                     servers=snapshot.servers,
                      **self.gating.facts_for(snapshot, now))
 
     def step(self, incident_id: int) -> bool:

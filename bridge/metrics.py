@@ -97,6 +97,7 @@ class _StoreCollector:
                                "at this scrape, else 0 (and no incident counts)", labels=[])
         try:
             counts = self.store.counts()
+            server_rows = self.store.server_action_counts()
         except SQLAlchemyError:
             up.add_metric([], 0)
             return [up]
@@ -107,7 +108,11 @@ class _StoreCollector:
         signals = GaugeMetricFamily("hostdown_bridge_signals", "Stored signals by source", labels=["source"])
         for source, n in counts["signals"].items():
             signals.add_metric([source], n)
-        return [up, incidents, signals]
+        servers = GaugeMetricFamily("hostdown_bridge_server_actions",
+                                    "Open incidents' server rows by action and status", labels=["action", "status"])
+        for (action, status), n in server_rows.items():
+            servers.add_metric([action, status], n)
+        return [up, incidents, signals, servers]
 
 
 def exposition(store, *read_now) -> tuple[bytes, str]:

@@ -3,9 +3,10 @@ orders of events played through decide() and the intake rules, never break the s
 
 - no Nova effect is decided without fencing proof that belongs to that incident and host;
 - decide() makes only the transitions in incidents.TRANSITIONS;
-- an out-of-service incident never fences again;
+- an out-of-service incident never fences again, and only a person's `return` moves it on;
 - no fencing starts while a gate holds, unless a person approved that gate for that incident;
-- a held incident is never lost: only a person moves it on (retry, approve, cancel, close).
+- a held incident is never lost: only a person moves it on (retry, approve, cancel, close);
+- server effects (listing, evacuation, reset-state) and the return to service need that proof too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 
 from bridge import gates
 from bridge import incidents as sm
-from bridge.effects import EFFECT_TYPES, Evidence, FenceCheck, FenceRequest, Outcome
+from bridge import servers as sv
+from bridge.effects import (EFFECT_TYPES, Evidence, FenceCheck, FenceRequest, IssueServerRequests, ListServers,
+                            Outcome, PollServers, ReturnHost)
 from bridge.gates import Fleet, HostView, Limits
 from bridge.incidents import Facts, Incident, Method, OperatorAction, Policy, Signals, decide
 
@@ -51,7 +54,8 @@ incidents = st.builds(Incident, id=st.just(THIS), host=st.just("compute-01"), st
                       proof_id=st.none() | st.integers(1, 50), fence_method=st.integers(0, 3),
                       fence_attempt=st.integers(0, 3))
 GATE_NAMES = sorted(gates.APPROVABLE) + ["fencing_proof", "shadow"]
-actions = st.none() | st.builds(OperatorAction, st.sampled_from([sm.RETRY, sm.CLOSE, sm.CANCEL, sm.APPROVE, "reboot"]),
+actions = st.none() | st.builds(OperatorAction, st.sampled_from([sm.RETRY, sm.CLOSE, sm.CANCEL, sm.APPROVE, sm.RETURN,
+                                                                   "reboot"]),
                                 st.just("ops"), st.just("why"), st.none() | st.sampled_from(GATE_NAMES))
 small = st.none() | st.integers(0, 3)
 limits = st.builds(Limits, max_count=small, max_fraction=st.none() | st.sampled_from([0.1, 0.5]),
@@ -107,7 +111,9 @@ def check(facts: Facts, decision) -> None:
     if decision.to_state == sm.FENCED and facts.action is None:
         assert decision.proof is not None and decision.proof.incident_id == inc.id and decision.proof.host == inc.host
     if inc.state == sm.OUT_OF_SERVICE:
-        assert decision.effect is None and decision.to_state in (None, sm.CLOSED)
+        assert decision.effect is None and decision.to_state in (None, sm.CLOSED, sm.RETURNING)
+    if decision.to_state == sm.RETURNING and inc.state == sm.OUT_OF_SERVICE:
+        assert facts.action is not None and facts.action.kind == sm.RETURN  # never an alert, never by itself
     if decision.effect is not None:
         assert decision.to_state is None  # an effect first; the transition comes with its outcome
     if decision.refused is not None:
@@ -153,7 +159,7 @@ EVENTS = st.one_of(
     st.tuples(st.just("confirm"), st.sampled_from(HOSTS)),
     st.tuples(st.just("tick"), st.sampled_from([1, 30, 299, 601])),
     st.tuples(st.just("step"), st.just(None)),
-    st.tuples(st.just("operator"), st.sampled_from([sm.RETRY, sm.CLOSE, sm.CANCEL])),
+    st.tuples(st.just("operator"), st.sampled_from([sm.RETRY, sm.CLOSE, sm.CANCEL, sm.RETURN])),
     st.tuples(st.just("bmc"), st.sampled_from(["off", "on", "error", "refuse"])),  # how the BMC answers now
     st.tuples(st.just("storm"), st.booleans()),  # a mass limit holds while it lasts
     st.tuples(st.just("approve"), st.sampled_from(["mass_limit", "watchdog"])),
@@ -180,6 +186,7 @@ class World:
         self.storm = False
         self.approvals: dict[int, set[str]] = {}
         self.unapproved_starts: list[int] = []  # fencing asked during a storm without approval
+        self.servers: dict[int, tuple[sv.ServerAction, ...]] = {}  # per incident: one server to evacuate
 
     def open(self) -> dict | None:
         return next((i for i in self.incidents if i["closed_at"] is None), None)
@@ -194,7 +201,8 @@ class World:
         proof = next((e for e in bound if e.id == row["proof_id"]), None)
         return Facts(now=self.now, incident=self.as_incident(row), signals=Signals({"am": len(self.firing[row["id"]])}),
                      evidence=bound, proof=proof, policy=Policy(fencing_timeout=300, gates=LIMITS), plan=PLAN,
-                     fleet=Fleet(down=5 if self.storm else 1), approvals=frozenset(self.approvals[row["id"]]), **kw)
+                     fleet=Fleet(down=5 if self.storm else 1), approvals=frozenset(self.approvals[row["id"]]),
+                     servers=self.servers.get(row["id"], ()), **kw)
 
     def apply(self, row, decision) -> None:
         if decision.to_state is None:
@@ -233,6 +241,13 @@ class World:
                 found = Evidence(None, inc.id, inc.host, "redfish", "hostdown-bridge", "read back off", self.now)
             return Outcome(effect, proof=found)
         self.nova_calls.append((inc.id, type(effect).__name__, facts.proof.id if facts.proof else None))
+        if isinstance(effect, ListServers):
+            return Outcome(effect, "listed", servers=(sv.ServerAction("s1", action=sv.EVACUATE, listed_at=self.now),))
+        if isinstance(effect, (IssueServerRequests, PollServers)):
+            to = sv.REQUESTED if isinstance(effect, IssueServerRequests) else sv.DONE
+            return Outcome(effect, "done", servers=tuple(dataclasses.replace(r, status=to) for r in facts.servers))
+        if isinstance(effect, ReturnHost):
+            return Outcome(effect, "done", {"service": "returned"})
         return Outcome(effect, "done")
 
     def step(self) -> None:
@@ -247,6 +262,7 @@ class World:
                 facts = dataclasses.replace(facts, outcome=self.run(decision.effect, facts))
                 decision = decide(facts)
                 check(facts, decision)
+                self.servers[row["id"]] = sv.merge(self.servers.get(row["id"], ()), facts.outcome.servers)
             self.apply(row, decision)
             if decision.to_state is None or decision.closes:
                 return
@@ -318,8 +334,11 @@ def test_random_event_orders_keep_the_safety_rules(events):
     # nothing lost: every incident is open, or ended by a person or by its alerts resolving first
     for row in world.incidents:
         assert row["closed_at"] is None or row["state"] in (sm.CLOSED, sm.CANCELLED)
-    # force-down before disable, each once per incident
+    # force-down before disable, each once per incident; servers only after both, the return last
     for incident_id in opened:
         calls = [name for i, name, _ in world.nova_calls if i == incident_id]
-        assert calls in ([], ["ForceDown"], ["ForceDown", "Disable"])
+        assert [c for c in calls if c in ("ForceDown", "Disable")] in ([], ["ForceDown"], ["ForceDown", "Disable"])
+        assert calls[:2] == ["ForceDown", "Disable"] or not set(calls) - {"ForceDown", "Disable"}
+        if "ReturnHost" in calls:
+            assert set(calls[calls.index("ReturnHost"):]) == {"ReturnHost"}
 

@@ -14,7 +14,8 @@ from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store import arrivals, gating, prepared
+from bridge import servers as sv
+from bridge.store import arrivals, gating, prepared, server_actions
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
@@ -34,6 +35,7 @@ class Snapshot:
     evidence: tuple[Evidence, ...]
     proof: Evidence | None
     busy: bool = False  # leased by a worker right now
+    servers: tuple[sv.ServerAction, ...] = ()  # the host's server rows (bridge.store.server_actions)
 
 
 Claim = Snapshot  # what a worker holds while it has the lease
@@ -55,14 +57,14 @@ def _joined_evidence(row) -> Evidence:
                     row.ev_at, row.ev_detail)
 
 
-def _snapshot(row, bound: tuple[Evidence, ...], now: datetime) -> Snapshot:
-    """The snapshot of an incident row and the evidence bound to it."""
+def _snapshot(row, bound: tuple[Evidence, ...], now: datetime, servers: tuple[sv.ServerAction, ...]) -> Snapshot:
+    """The snapshot of an incident row, the evidence bound to it and its server rows."""
     # kept by intake as signals are taken in: nothing to count here
     counts = row.signal_counts or {}
     firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
     proof = next((ev for ev in bound if ev.id == row.proof_id), None)
     busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
-    return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
+    return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy, servers)
 
 
 def _timeline_row(incident_id: int, now: datetime, from_state: str | None, to_state: str,
@@ -274,15 +276,16 @@ class Store(Reads):
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
             rows = conn.execute(prepared.SNAPSHOT, {"incident": incident_id}).all()
-        if not rows:
-            return None
-        return _snapshot(rows[0], tuple(_joined_evidence(r) for r in rows if r.ev_id is not None), now)
+            if not rows:
+                return None
+            servers = server_actions.load(conn, incident_id, rows[0].state)
+        return _snapshot(rows[0], tuple(_joined_evidence(r) for r in rows if r.ev_id is not None), now, servers)
 
     @staticmethod
     def _snapshot(conn, row, now: datetime) -> Snapshot:
         """The snapshot of an incident row read in this transaction."""
         return _snapshot(row, tuple(_evidence(ev) for ev in conn.execute(prepared.EVIDENCE_OF, {"incident": row.id})),
-                         now)
+                         now, server_actions.load(conn, row.id, row.state))
 
     def commit(self, claim: Claim, owner: str, decision: Decision, now: datetime,
                outcome: Outcome | None = None, *, keep_lease: bool = False,
@@ -335,13 +338,16 @@ class Store(Reads):
                 inc = replace(inc, fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
                               fence_deadline=decision.fence_deadline)
         bound = claim.evidence + ((proof,) if proof is not None and proof not in claim.evidence else ())
-        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
+        rows = sv.merge(claim.servers, outcome.servers) if outcome is not None else claim.servers
+        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof, servers=rows)
 
     def _record(self, conn, inc: Incident, decision: Decision, now: datetime, outcome: Outcome | None,
                 actor: str = SYSTEM, bound: bool = False) -> Evidence | None:
         """The rest of what a decision says: its effect's outcome, its proof (unless the caller
         has `bound` it already), its timeline row. Returns the proof as bound (with its id)."""
         rows = []
+        if outcome is not None and outcome.servers:
+            server_actions.save(conn, inc.id, outcome.servers, now)
         if outcome is not None and outcome.note:
             rows.append(_timeline_row(inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail))
         proof = None
@@ -410,7 +416,8 @@ class Store(Reads):
             snap = self._snapshot(conn, row, now)
             decision = sm.decide(sm.Facts(
                 now=now, incident=snap.incident, signals=snap.signals, evidence=snap.evidence, proof=snap.proof,
-                policy=policy, action=OperatorAction(action, actor, reason, gate), busy=snap.busy))
+                policy=policy, action=OperatorAction(action, actor, reason, gate), busy=snap.busy,
+                servers=snap.servers))
             if decision.refused:
                 raise ValueError(decision.refused)
             if action == sm.APPROVE:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from bridge.rules import HOST_DOWN
 from bridge.signals import FIRING
+from bridge.store import server_actions
 from bridge.store.tables import evidence, incidents, signals, timeline
 
 RECENT = 50  # timeline entries and evidence shown with an incident; the rest are paged
@@ -72,6 +73,7 @@ class Reads:
                     sa.select(signals.c.source, signals.c.status, sa.func.count())
                     .where(signals.c.incident_id == incident_id).group_by(signals.c.source, signals.c.status)):
                 by_source.setdefault(source, {})[status] = n
+            out["servers"] = server_actions.shown(conn, incident_id)  # one row per server, never many
             out["counts"] = {
                 "timeline": self._count(conn, timeline, incident_id),
                 "evidence": self._count(conn, evidence, incident_id),
@@ -79,6 +81,10 @@ class Reads:
                 "signals_by_source": by_source,
             }
         return out
+
+    def server_action_counts(self) -> dict[tuple[str, str], int]:
+        with self.reader.connect() as conn:
+            return server_actions.counts(conn)
 
     @staticmethod
     def _count(conn, table, incident_id: int) -> int:

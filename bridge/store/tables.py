@@ -157,3 +157,28 @@ pauses = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
+
+# the failed host's servers: one row per server per incident (bridge.servers.ServerAction)
+server_actions = sa.Table(
+    "server_actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("server_id", sa.String(64), nullable=False),
+    sa.Column("name", Name(), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("vm_state", sa.String(32)),
+    sa.Column("task_state", sa.String(32)),
+    sa.Column("user_locked", sa.Boolean, nullable=False),
+    sa.Column("locked_by_bridge", sa.Boolean, nullable=False),
+    sa.Column("target_host", Name()),
+    sa.Column("result_host", Name()),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("listed_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+sa.Index("server_actions_by_incident", server_actions.c.incident_id, server_actions.c.server_id, unique=True)
