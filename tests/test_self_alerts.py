@@ -16,8 +16,10 @@ from tests.harness.procs import run
 TEMPLATES = Path(__file__).resolve().parents[1] / "alert_templates"
 RULES = TEMPLATES / "prometheus" / "hostdown-bridge-self.rules.yml"
 DASHBOARD = TEMPLATES / "grafana" / "hostdown-bridge-dashboard.json"
-# the gauges the store collector reads at scrape time (bridge/metrics.py, _StoreCollector)
-STORE_GAUGES = {"hostdown_bridge_incidents", "hostdown_bridge_signals", "hostdown_bridge_database_up"}
+# the gauges read at scrape time: the store's (bridge/metrics.py, _StoreCollector) and the
+# observers' (bridge/gating.py, ObserverCollector)
+STORE_GAUGES = {"hostdown_bridge_incidents", "hostdown_bridge_signals", "hostdown_bridge_database_up",
+                "hostdown_bridge_server_actions", "hostdown_bridge_observer_up"}
 
 
 def exported() -> set[str]:
