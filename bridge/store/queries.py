@@ -76,6 +76,15 @@ _STORED = ("dedup_key", "source", "fingerprint", "status", "labels", "annotation
            "received_at", "last_seen_at", "repeats", "raw", "rule", "kind", "candidate_host", "note")
 
 
+def _stored(signal: Signal, mapping: Mapping, now: datetime) -> dict:
+    """A signal's row as the webhook stores it (_STORED)."""
+    return {"dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
+            "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
+            "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now, "last_seen_at": now,
+            "repeats": 0, "raw": signal.raw, "rule": mapping.rule, "kind": mapping.kind,
+            "candidate_host": mapping.candidate, "note": mapping.note}
+
+
 @dataclass
 class _Tracked:
     """An incident as one intake transaction has changed it so far."""
@@ -118,7 +127,7 @@ class Store(Reads):
         return stmt.on_conflict_do_update(
             index_elements=[signals.c.dedup_key],
             set_={"repeats": signals.c.repeats + 1, "last_seen_at": stmt.excluded.last_seen_at},
-        ).returning(signals.c.id, signals.c.repeats)
+        ).returning(signals.c.dedup_key, signals.c.id, signals.c.repeats)
 
     def add_signals(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> list[dict]:
         """Store signals durably; a signal seen before only bumps its repeat count. Returns once
@@ -126,24 +135,30 @@ class Store(Reads):
         return self._receipts.submit((list(items), now))
 
     def _store_groups(self, groups: list[tuple[list[tuple[Signal, Mapping]], datetime]]) -> list[list[dict]]:
-        """Every request's signals in one transaction; each request's results in its own order."""
+        """Every request's signals in one transaction, one statement for all of them (or one per
+        time the same alert comes again in the group); each request's results in its own order."""
         out: list[list[dict]] = [[{}] * len(items) for items, _ in groups]
         # rows locked in one global order: two transactions sharing alerts cannot deadlock
         order = sorted(((g, i) for g, (items, _) in enumerate(groups) for i in range(len(items))),
                        key=lambda gi: groups[gi[0]][0][gi[1]][0].dedup_key)
+        # an alert twice in a group goes in a later statement: an upsert takes a row once
+        rounds: list[list[tuple[int, int]]] = []
+        seen: dict[str, int] = {}
+        for g, i in order:
+            key = groups[g][0][i][0].dedup_key
+            n = seen[key] = seen.get(key, -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((g, i))
         with self._write() as conn:
-            for g, i in order:
-                (signal, mapping), now = groups[g][0][i], groups[g][1]
-                row = conn.execute(self._upsert_signal, {
-                    "dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
-                    "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
-                    "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now,
-                    "last_seen_at": now, "repeats": 0, "raw": signal.raw, "rule": mapping.rule,
-                    "kind": mapping.kind, "candidate_host": mapping.candidate, "note": mapping.note,
-                }).one()
-                out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": signal.fingerprint,
-                             "status": signal.status, "rule": mapping.rule, "kind": mapping.kind,
-                             "candidate_host": mapping.candidate, "note": mapping.note}
+            for batch in rounds:
+                values = [_stored(*groups[g][0][i], groups[g][1]) for g, i in batch]
+                rows = {row.dedup_key: row for row in conn.execute(self._upsert_signal, values)}
+                for (g, i), stored in zip(batch, values):
+                    row = rows[stored["dedup_key"]]
+                    out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": stored["fingerprint"],
+                                 "status": stored["status"], "rule": stored["rule"], "kind": stored["kind"],
+                                 "candidate_host": stored["candidate_host"], "note": stored["note"]}
         return out
 
     def unprocessed_signals(self, limit: int = 100) -> list[dict]:
