@@ -191,10 +191,13 @@ def unprocessed(db: sa.Engine) -> int:
         return conn.execute(sa.text("SELECT count(*) FROM signals WHERE processed_at IS NULL")).scalar()
 
 
-def settle(db: sa.Engine, timeout: float = 120) -> float:
-    """Seconds until the engine has taken in every stored signal."""
+async def settle(db: sa.Engine, timeout: float = 120) -> float:
+    """Seconds until the engine has taken in every stored signal. Waited for in a thread: the
+    client's event loop keeps running, and sees the server close its idle connections (a loop
+    blocked here would send the next phase's first requests on connections already closed)."""
     start = time.perf_counter()
-    wait_until("the engine to take in every signal", lambda: unprocessed(db) == 0, timeout, 0.05)
+    await asyncio.to_thread(wait_until, "the engine to take in every signal", lambda: unprocessed(db) == 0,
+                            timeout, 0.05)
     return time.perf_counter() - start
 
 
@@ -221,12 +224,12 @@ async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> di
     async def measure(phase_coro, phase: Phase):
         await phase_coro
         phases.append(phase)
-        settle(db)
+        await settle(db)
         return phase
 
     try:
         await client.closed(Phase("bridge", "warm-up"), 8, 1.0, "warm", False)
-        settle(db)
+        await settle(db)
         for one_host in (False, True):
             where = "1 host" if one_host else f"{HOSTS} hosts"
             for concurrency in (16, 64):
@@ -249,7 +252,7 @@ async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> di
         start = time.perf_counter()
         await client.closed(storm, 64, 3600, run, False, total=args.storm)
         accepted = time.perf_counter() - start
-        taken_in = accepted + settle(db, timeout=600)
+        taken_in = accepted + await settle(db, timeout=600)
         phases.append(storm)
         lost_of[run] = storm
     finally:
