@@ -153,15 +153,16 @@ class Client:
 
 
 class Ceiling:
-    """The bare app under gunicorn, with the bridge's worker and thread counts."""
+    """The bare app under gunicorn, with the bridge's worker and thread counts and keep-alive."""
 
-    def __init__(self, workdir: Path, workers: int, threads: int):
+    def __init__(self, workdir: Path, workers: int, threads: int, keepalive: int = DEFAULTS["server"]["keepalive"]):
         (workdir / "ceiling_app.py").write_text(CEILING_APP)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--chdir", str(workdir), "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+             "--keep-alive", str(keepalive),
              "ceiling_app:app"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
         def up():
