@@ -8,7 +8,10 @@ Measured: closed-loop throughput at concurrency 16 and 64, open-loop latency at 
 all for one host; grouped bodies of 100 alerts (alerts/s); a 10,000-alert storm, until every
 alert is accepted and until the engine has taken every one in. Afterwards the database is asked
 for every alert answered 202: `lost` counts those it does not hold. The client (asyncio, aiohttp)
-shares the machine's cores with the servers; its CPU time is reported.
+shares the machine's cores with the servers; its CPU time is reported. With wrk installed
+(Debian: apt-get install wrk), the closed loop at concurrency 64 is also run from wrk, which
+takes about a quarter of aiohttp's CPU per request (benchmarks/ingest_wrk.lua records every
+alert answered 202, so that those too are counted only if found stored).
 
     .venv/bin/python benchmarks/ingest.py [--seconds 4] [--storm 10000] [--database-url URL]
 
@@ -23,6 +26,9 @@ import asyncio
 import itertools
 import json
 import os
+import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +87,7 @@ class Phase:
     alerts_per_request: int = 1
     client_cpu: float = 0
     lost: int | None = None  # answered 202, not found stored (bridge phases)
+    percentiles: dict = field(default_factory=dict)  # ms by quantile, when the client reports only those
 
     @property
     def rate(self) -> float:
@@ -88,7 +95,7 @@ class Phase:
 
     def quantile(self, q: float) -> float:
         if not self.latencies:
-            return float("nan")
+            return self.percentiles.get(q, float("nan"))
         values = sorted(self.latencies)
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
@@ -152,16 +159,44 @@ class Client:
         return phase
 
 
-class Ceiling:
-    """The bare app under gunicorn, with the bridge's worker and thread counts."""
+WRK = shutil.which("wrk")
+WRK_SCRIPT = ROOT / "benchmarks" / "ingest_wrk.lua"
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
-    def __init__(self, workdir: Path, workers: int, threads: int):
+
+def wrk_closed(url: str, phase: Phase, concurrency: int, seconds: float, run: str, one_host: bool,
+               workdir: Path) -> Phase:
+    """The closed loop from wrk: `concurrency` connections, each posting as soon as answered."""
+    out = workdir / "wrk"
+    out.mkdir(exist_ok=True)
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "60s", "--latency",
+                           "-s", str(WRK_SCRIPT), url, "--", str(out), run, WEBHOOK_TOKEN, str(HOSTS),
+                           "1" if one_host else "0"], capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    phase.client_cpu = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    found = re.search(r"(\d+) requests in ([\d.]+)(ms|s)\b", done)
+    phase.sent, phase.seconds = int(found.group(1)), float(found.group(2)) * _WRK_UNITS[found.group(3)] / 1000
+    phase.fingerprints = [fp for f in sorted(out.glob(f"{run}-*.txt")) for fp in f.read_text().split()]
+    phase.ok = len(phase.fingerprints)
+    if phase.sent > phase.ok:
+        phase.other["not 202"] = phase.sent - phase.ok
+    for q, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", done, re.M):
+        phase.percentiles[int(q) / 100] = float(value) * _WRK_UNITS[unit]
+    return phase
+
+
+class Ceiling:
+    """The bare app under gunicorn, with the bridge's worker and thread counts and keep-alive."""
+
+    def __init__(self, workdir: Path, workers: int, threads: int, keepalive: int = DEFAULTS["server"]["keepalive"]):
         (workdir / "ceiling_app.py").write_text(CEILING_APP)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--chdir", str(workdir), "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+             "--keep-alive", str(keepalive),
              "ceiling_app:app"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
         def up():
@@ -191,10 +226,13 @@ def unprocessed(db: sa.Engine) -> int:
         return conn.execute(sa.text("SELECT count(*) FROM signals WHERE processed_at IS NULL")).scalar()
 
 
-def settle(db: sa.Engine, timeout: float = 120) -> float:
-    """Seconds until the engine has taken in every stored signal."""
+async def settle(db: sa.Engine, timeout: float = 120) -> float:
+    """Seconds until the engine has taken in every stored signal. Waited for in a thread: the
+    client's event loop keeps running, and sees the server close its idle connections (a loop
+    blocked here would send the next phase's first requests on connections already closed)."""
     start = time.perf_counter()
-    wait_until("the engine to take in every signal", lambda: unprocessed(db) == 0, timeout, 0.05)
+    await asyncio.to_thread(wait_until, "the engine to take in every signal", lambda: unprocessed(db) == 0,
+                            timeout, 0.05)
     return time.perf_counter() - start
 
 
@@ -213,7 +251,7 @@ def server_cpu(pid: int) -> float:
     return total
 
 
-async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> dict:
+async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase], workdir: Path) -> dict:
     client = Client(url, 512)
     lost_of = {}
     run_ids = itertools.count()
@@ -221,18 +259,24 @@ async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> di
     async def measure(phase_coro, phase: Phase):
         await phase_coro
         phases.append(phase)
-        settle(db)
+        await settle(db)
         return phase
 
     try:
         await client.closed(Phase("bridge", "warm-up"), 8, 1.0, "warm", False)
-        settle(db)
+        await settle(db)
         for one_host in (False, True):
             where = "1 host" if one_host else f"{HOSTS} hosts"
             for concurrency in (16, 64):
                 run = f"r{next(run_ids)}"
                 phase = Phase("bridge", f"closed c={concurrency}, {where}")
                 await measure(client.closed(phase, concurrency, args.seconds, run, one_host), phase)
+                lost_of[run] = phase
+            if WRK:
+                run = f"r{next(run_ids)}"
+                phase = Phase("bridge", f"closed c=64, {where} (wrk)")
+                await measure(asyncio.to_thread(wrk_closed, url, phase, 64, args.seconds, run, one_host, workdir),
+                              phase)
                 lost_of[run] = phase
             for rate in (500, 1000, 2000):
                 run = f"r{next(run_ids)}"
@@ -249,7 +293,7 @@ async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> di
         start = time.perf_counter()
         await client.closed(storm, 64, 3600, run, False, total=args.storm)
         accepted = time.perf_counter() - start
-        taken_in = accepted + settle(db, timeout=600)
+        taken_in = accepted + await settle(db, timeout=600)
         phases.append(storm)
         lost_of[run] = storm
     finally:
@@ -263,13 +307,16 @@ async def bench_bridge(url: str, db: sa.Engine, args, phases: list[Phase]) -> di
     return {"lost": lost, "storm_accepted": accepted, "storm_taken_in": taken_in}
 
 
-async def bench_ceiling(url: str, args, phases: list[Phase]) -> None:
+async def bench_ceiling(url: str, args, phases: list[Phase], workdir: Path) -> None:
     client = Client(url, 512)
     try:
         await client.closed(Phase("ceiling", "warm-up"), 8, 1.0, "warm", False)
         for concurrency in (16, 64):
             phases.append(await client.closed(Phase("ceiling", f"closed c={concurrency}"), concurrency,
                                               args.seconds, "c", False))
+        if WRK:
+            phases.append(await asyncio.to_thread(wrk_closed, url, Phase("ceiling", "closed c=64 (wrk)"), 64,
+                                                  args.seconds, "c", False, workdir))
         for rate in (500, 1000, 2000):
             phases.append(await client.open(Phase("ceiling", f"open {rate}/s"), rate, args.seconds, "c", False))
     finally:
@@ -316,14 +363,14 @@ def run(args, workdir: Path, phases: list[Phase]) -> int:
     db = sa.create_engine(config["database"]["url"])
     try:
         cpu = server_cpu(bridge.process.proc.pid)
-        outcome = asyncio.run(bench_bridge(bridge.url, db, args, phases))
+        outcome = asyncio.run(bench_bridge(bridge.url, db, args, phases, workdir))
         bridge_cpu = server_cpu(bridge.process.proc.pid) - cpu
     finally:
         bridge.stop()
         db.dispose()
     ceiling = Ceiling(workdir, args.workers, DEFAULTS["server"]["threads"])
     try:
-        asyncio.run(bench_ceiling(ceiling.url, args, phases))
+        asyncio.run(bench_ceiling(ceiling.url, args, phases, workdir))
     finally:
         ceiling.stop()
 
@@ -334,9 +381,10 @@ def run(args, workdir: Path, phases: list[Phase]) -> int:
         unit = " alerts" if p.alerts_per_request > 1 else ""
         print(f"{p.target:<8} {p.name:<44} {p.ok:>6} {other:>10} {p.rate:>8.0f} {p.quantile(0.5):>8.1f} "
               f"{p.quantile(0.99):>8.1f} {p.client_cpu / p.seconds:>9.0%} {'-' if p.lost is None else p.lost:>5}{unit}")
+    accepted = sum(p.ok * p.alerts_per_request for p in phases if p.target == "bridge")
     print(f"storm of {args.storm} alerts: accepted in {outcome['storm_accepted']:.1f} s, "
           f"taken in by the engine after {outcome['storm_taken_in']:.1f} s; bridge processes used "
-          f"{bridge_cpu:.0f} CPU s in all")
+          f"{bridge_cpu:.0f} CPU s in all, {1000 * bridge_cpu / accepted:.2f} ms per alert accepted")
 
     def best(target: str, prefix: str) -> float:
         return max(p.rate for p in phases if p.target == target and p.name.startswith(prefix)

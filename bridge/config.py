@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
         "threads": 32,  # request threads mostly wait for a group commit: more of them, bigger groups
         "max_body_bytes": 1024 * 1024,
         "worker_connections": 1000,
-        "keepalive": 5,
+        "keepalive": 75,  # longer than senders keep idle connections: they close first, no reset race
         "header_timeout": 10,
         "body_timeout": 30,
         "limit_request_line": 4094,

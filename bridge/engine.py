@@ -78,6 +78,7 @@ class Engine:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._intake = threading.Lock()
+        self._intake_again = False  # a signal arrived while a thread was taking others in
         self.housekeeping = Housekeeping(config, store.engine, clock)
 
     # ---- running -------------------------------------------------------------------
@@ -117,9 +118,15 @@ class Engine:
 
     def wake(self, incident_id: int | None = None) -> None:
         """One thread per event: several at once would only queue for the database's write lock.
-        With an incident (a confirmation for it, say), that thread steps it first."""
+        With an incident (a confirmation for it, say), that thread steps it first. New signals
+        while a thread takes others in wake nobody: that thread goes round again (a storm is
+        taken in by one round after another, each batch bigger, not by every thread polling)."""
         if incident_id is not None:
             self._hinted.put(incident_id)
+        else:
+            self._intake_again = True  # set before the check: intake_pending reads it after releasing
+            if self._intake.locked():
+                return
         if self._wakeups:
             self._wakeups[next(self._next_wakeup) % len(self._wakeups)].set()
 
@@ -167,35 +174,41 @@ class Engine:
     # ---- intake ----------------------------------------------------------------------
 
     def intake_pending(self) -> bool:
-        """Take in the oldest unprocessed signals, as one transaction. True if any were taken."""
+        """Take in the oldest unprocessed signals, as one transaction. True if any were taken (or
+        came meanwhile: then the caller goes round again)."""
         if not self._intake.acquire(blocking=False):
             return False  # another thread of this worker is taking them in right now
         try:
-            items = []
-            for sig in self.store.unprocessed_signals(INTAKE_BATCH):
-                host, note = None, sig["note"]
-                if sig["kind"] in (HOST_DOWN, POWER_OFF) and sig["status"] == FIRING and sig["candidate_host"]:
-                    try:
-                        host, how = self.inventory.resolve(sig["candidate_host"])
-                    except InventoryUnavailable:
-                        log.debug("signal %s waits: no compute host inventory from Nova yet", sig["id"])
-                        continue  # kept unprocessed; nothing acts on a host we cannot check
-                    note = f"{note}; {how}"
-                items.append((sig["id"], host, note))
-            if not items:
-                return False
-            self.gating.invalidate()
-            cfg = self.config
-            taken = self.store.intake_many(items, self.clock(), dry_run=cfg["dry_run"],
-                                           confirmation_window=cfg["fencing"]["confirmation_window"])
-            # one line per batch: a storm would log thousands; the timeline names every signal
-            log.info("took in %d signal(s): %d to incidents %s", len(items), sum(i is not None for i in taken),
-                     sorted({i for i in taken if i is not None})[:20])
-            for (signal_id, _, note), incident_id in zip(items, taken):
-                log.debug("signal %s -> incident %s (%s)", signal_id, incident_id, note)
-            return True
+            self._intake_again = False
+            took = self._take_in()
         finally:
             self._intake.release()
+        return took or self._intake_again  # signals that came meanwhile: go round again
+
+    def _take_in(self) -> bool:
+        items = []
+        for sig in self.store.unprocessed_signals(INTAKE_BATCH):
+            host, note = None, sig["note"]
+            if sig["kind"] in (HOST_DOWN, POWER_OFF) and sig["status"] == FIRING and sig["candidate_host"]:
+                try:
+                    host, how = self.inventory.resolve(sig["candidate_host"])
+                except InventoryUnavailable:
+                    log.debug("signal %s waits: no compute host inventory from Nova yet", sig["id"])
+                    continue  # kept unprocessed; nothing acts on a host we cannot check
+                note = f"{note}; {how}"
+            items.append((sig["id"], host, note))
+        if not items:
+            return False
+        self.gating.invalidate()
+        cfg = self.config
+        taken = self.store.intake_many(items, self.clock(), dry_run=cfg["dry_run"],
+                                       confirmation_window=cfg["fencing"]["confirmation_window"])
+        # one line per batch: a storm would log thousands; the timeline names every signal
+        log.info("took in %d signal(s): %d to incidents %s", len(items), sum(i is not None for i in taken),
+                 sorted({i for i in taken if i is not None})[:20])
+        for (signal_id, _, note), incident_id in zip(items, taken):
+            log.debug("signal %s -> incident %s (%s)", signal_id, incident_id, note)
+        return True
 
     # ---- steps -----------------------------------------------------------------------
 

@@ -32,6 +32,15 @@ def _template(source: str) -> jinja2.Template:
 
 # fencing address patterns (bridge.targets) use the same sandbox and cache
 compile_template, TEMPLATES = _template, _templates
+# "{{ labels.NAME }}", the common host template: read the label, as Jinja2 would, without a
+# render (a tenth of the time). Not for a name a dict has as an attribute: Jinja2 gives that.
+_ONE_LABEL = re.compile(r"\{\{\s*labels\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _label_of(source: str) -> str | None:
+    found = _ONE_LABEL.fullmatch(source)
+    return None if found is None or hasattr(dict, found.group(1)) else found.group(1)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -62,10 +71,16 @@ def _matches(rule: dict, signal: Signal) -> bool:
 
 def render_host(spec: dict, signal: Signal) -> tuple[str | None, str]:
     """The host name a rule's host spec gives for a signal, or None and why."""
+    label = _label_of(spec["template"])
     try:
-        text = _template(spec["template"]).render(
-            labels=signal.labels, annotations=signal.annotations, source=signal.source
-        ).strip()
+        if label is not None:
+            if label not in signal.labels:
+                return None, f"host template: 'dict object' has no attribute {label!r}"
+            text = str(signal.labels[label]).strip()
+        else:
+            text = _template(spec["template"]).render(
+                labels=signal.labels, annotations=signal.annotations, source=signal.source
+            ).strip()
     except jinja2.UndefinedError as exc:
         return None, f"host template: {exc.message}"
     except jinja2.TemplateError as exc:

@@ -6,11 +6,16 @@ request hold every thread. Here the poller reads requests without blocking; a th
 connection only once its whole request is buffered. A client gets server.header_timeout
 seconds for the head and server.body_timeout for the body, then a 408; a body over
 server.max_body_bytes gets a 413 whatever its transfer encoding, without being read.
+
+A kept-alive connection is closed once idle for server.keepalive seconds, but never while a
+request is waiting on it: a busy poller can reach the time-out after the next request came
+and before it saw it, and closing then resets a valid request.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import selectors
 import socket
@@ -19,7 +24,7 @@ from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from bridge.framing import COMPLETE, MORE, TOO_LARGE, RequestFraming
+from bridge.framing import MORE, TOO_LARGE, RequestFraming
 
 _DRAIN_SECONDS = 2.0  # after a 413/408, how long to read and drop what the client still sends
 
@@ -37,6 +42,14 @@ def _receive(sock) -> bytes | None:
         return sock.recv(65536)
     except OSError as exc:
         return None if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else b""
+
+
+def _waiting(sock) -> bool:
+    """Whether a non-blocking socket has bytes (or its end) to read."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK) is not None
+    except OSError as exc:
+        return exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK)
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -98,6 +111,17 @@ class BufferingThreadWorker(ThreadWorker):
         conn.parser.unreader.unread(bytes(conn.framing.buf))
         conn.buffered = False
         return super().handle(conn)
+
+    def murder_keepalived(self, force=False):
+        """Idle connections past server.keepalive are closed; one whose client has sent its next
+        request meanwhile is served instead."""
+        if not force:
+            now = time.monotonic()
+            expired = list(itertools.takewhile(lambda c: c.timeout <= now, self.keepalived_conns))
+            for conn in expired:
+                if _waiting(conn.sock):
+                    self.on_client_socket_readable(conn, conn.sock)
+        super().murder_keepalived(force)
 
     def _stop_reading(self, conn):
         del self.reading[conn]

@@ -65,3 +65,22 @@ def test_a_join_while_other_alerts_fire_does_not_wake_the_engine_but_the_last_re
     assert last["nudges"] == opened["nudges"] + 1 and last["due_at"] == bridge.clock()
     bridge.settle()
     assert bridge.only_incident()["state"] == sm.CANCELLED
+
+
+def test_a_signal_that_arrives_while_signals_are_taken_in_makes_that_thread_go_round_again(bridge, monkeypatch):
+    """Its webhook wakes no other thread (all of them would poll at once in a storm): the thread
+    taking signals in reads it on its next round."""
+    read = bridge.store.unprocessed_signals
+
+    def read_then_one_arrives(limit):
+        found = read(limit)
+        monkeypatch.setattr(bridge.store, "unprocessed_signals", read)
+        assert bridge.post_alert(alert(fingerprint="late")).status_code == 202  # during the round
+        bridge.engine.wake()  # as its webhook does (this app has no engine to wake)
+        return found
+
+    monkeypatch.setattr(bridge.store, "unprocessed_signals", read_then_one_arrives)
+    assert bridge.engine.intake_pending() is True  # nothing taken, but one came: go round again
+    assert bridge.engine.intake_pending() is True  # takes it in
+    assert bridge.engine.intake_pending() is False
+    assert bridge.only_incident()["host"] == "compute-01"

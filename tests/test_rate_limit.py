@@ -3,6 +3,7 @@ status its sender retries (503 for Alertmanager, 429 for the others); other toke
 
 import pytest
 
+from bridge.api.ratelimit import MovingWindows
 from bridge.config import DEFAULTS, ConfigError, validate
 from tests.conftest import sample
 from tests.promtext import samples, value
@@ -91,3 +92,19 @@ def test_rates_are_validated():
 def test_the_shed_status_is_validated(shed_status, why):
     with pytest.raises(ConfigError, match=why):
         validate({"server": {"rate_limit": {"shed_status": shed_status}}})
+
+
+
+def test_each_limit_is_a_moving_window_and_says_when_it_has_room_again():
+    now = [1000.0]
+    windows = MovingWindows("3/minute;5/hour", clock=lambda: now[0])
+    assert [windows.hit("a") for _ in range(3)] == [None] * 3
+    item, wait = windows.hit("a")
+    assert (str(item), wait) == ("3 per 1 minute", 60.0)
+    assert windows.hit("b") is None  # each caller its own windows
+    now[0] += 59.5
+    assert windows.hit("a")[1] == 0.5  # refused: not counted
+    now[0] += 0.5
+    assert [windows.hit("a") for _ in range(2)] == [None, None]
+    item, wait = windows.hit("a")  # the hour's fifth went in at 1060; the first of them at 1000
+    assert (str(item), wait) == ("5 per 1 hour", 3540.0)

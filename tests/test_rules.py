@@ -1,8 +1,11 @@
 from datetime import datetime, timezone
 
+import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bridge.rules import HOST_DOWN, IGNORE, UNMATCHED, classify, resolve_host
+from bridge.rules import HOST_DOWN, IGNORE, UNMATCHED, _template, classify, render_host, resolve_host
 from bridge.signals import Signal
 
 
@@ -92,3 +95,19 @@ def test_each_template_is_compiled_once_not_per_alert(monkeypatch):
     for n in range(50):
         assert classify(signal(openstack_host=f"compute-{n}"), rule).candidate == f"compute-{n}-once"
     assert compiled.count(template) == 1
+
+
+NAMES = st.sampled_from(["openstack_host", "host", "items", "keys", "get", "_x", "Instance"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=NAMES, spaces=st.sampled_from(["", " ", "  "]),
+       labels=st.dictionaries(NAMES, st.text(max_size=6), max_size=4))
+def test_a_one_label_template_reads_the_label_as_jinja_renders_it(name, spaces, labels):
+    template, alert = f"{{{{{spaces}labels.{name}{spaces}}}}}", signal(**labels)
+    try:
+        text = _template(template).render(labels=alert.labels, annotations={}, source="alertmanager").strip()
+        expected = (text or None, f"host {text!r}" if text else "host template rendered an empty string")
+    except jinja2.UndefinedError as exc:
+        expected = (None, f"host template: {exc.message}")
+    assert render_host({"template": template}, alert) == expected

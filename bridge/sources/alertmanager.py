@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import jsonschema
-
 from bridge.signals import Signal
-from bridge.sources.base import fingerprint, load_json, parse_time, validate
+from bridge.sources.base import Validator, fingerprint, load_json, parse_time, validate
 
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 TIMESTAMP = {"type": "string"}  # RFC 3339, checked by parse_time
@@ -38,7 +36,7 @@ PAYLOAD_SCHEMA = {
         },
     },
 }
-VALIDATOR = jsonschema.Draft202012Validator(PAYLOAD_SCHEMA)
+VALIDATOR = Validator(PAYLOAD_SCHEMA)
 
 
 def parse(body: bytes) -> list[Signal]:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 # deep enough for every sender's body; the validators and error messages recurse over it
 MAX_DEPTH = 32
@@ -99,8 +100,19 @@ def load_json(body: bytes) -> Any:
     return decode_json(text)
 
 
-def validate(document: Any, validator: jsonschema.protocols.Validator) -> None:
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+class Validator:
+    """A JSON Schema (draft 2020-12), checked by jsonschema-rs in microseconds; only a document it
+    refuses goes through jsonschema, whose best match names the field (0.5 ms a body otherwise)."""
+
+    def __init__(self, schema: dict):
+        self.fast = jsonschema_rs.Draft202012Validator(schema)
+        self.full = jsonschema.Draft202012Validator(schema)
+
+
+def validate(document: Any, validator: Validator) -> None:
+    if validator.fast.is_valid(document):
+        return
+    error = jsonschema.exceptions.best_match(validator.full.iter_errors(document))
     if error is not None:
         message = error.message.replace(repr(error.instance), shown(error.instance), 1)
         raise PayloadError(f"{where(error.absolute_path)}: {message}")

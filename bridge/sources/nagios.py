@@ -19,10 +19,8 @@ HARD recovery then resolves the HARD problem of the same object.
 
 from __future__ import annotations
 
-import jsonschema
-
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.sources.base import PayloadError, epoch, fingerprint, is_number, load_json, shown, validate
+from bridge.sources.base import PayloadError, Validator, epoch, fingerprint, is_number, load_json, shown, validate
 
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
@@ -48,7 +46,7 @@ PAYLOAD_SCHEMA = {
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
-VALIDATOR = jsonschema.Draft202012Validator(PAYLOAD_SCHEMA)
+VALIDATOR = Validator(PAYLOAD_SCHEMA)
 LABELS = ("host", "address", "service", "state", "state_type", "attempt", "max_attempts",
           "notification_type", "downtime_depth")
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import jsonschema
-
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.sources.base import PayloadError, decode_json, instant, load_json, shown, validate
+from bridge.sources.base import PayloadError, Validator, decode_json, instant, load_json, shown, validate
 
 TAG = {"type": "object", "required": ["tag"],
        "properties": {"tag": {"type": "string", "minLength": 1}, "value": {"type": "string"}}}
@@ -29,9 +27,9 @@ PAYLOAD_SCHEMA = {
     "properties": {"event_tags": {"anyOf": [{"type": "string"}, {"type": "array", "items": TAG}]}},
     "additionalProperties": {"type": "string"},
 }
-VALIDATOR = jsonschema.Draft202012Validator(PAYLOAD_SCHEMA)
+VALIDATOR = Validator(PAYLOAD_SCHEMA)
 # an older script may pass {EVENT.TAGSJSON} on as the string it is
-TAGS_VALIDATOR = jsonschema.Draft202012Validator({"properties": {"event_tags": {"type": "array", "items": TAG}}})
+TAGS_VALIDATOR = Validator({"properties": {"event_tags": {"type": "array", "items": TAG}}})
 # "{EVENT.ID}", "{$USER.MACRO}", "{$MACRO:context}", "{#LLD.MACRO}", "{?expression}", "{EVENT.TAGS.name}"
 # (linear: one run of non-braces, then the one character it excludes)
 UNRESOLVED = re.compile(r"\{[A-Z$#?][^{}]*\}")

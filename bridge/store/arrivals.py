@@ -7,7 +7,8 @@ instead: "N alerts joined (alertmanager 2999, zabbix 1); latest: ...", with the 
 count by source, the first and last signal and the last time in the row's detail. Every
 signal stays linked to its incident (signals.incident_id) and is paged on its own.
 
-One intake transaction counts its arrivals in memory and writes each burst once (flush).
+One intake transaction counts its arrivals in memory and writes each burst once (flush): the
+incidents' latest rows read in one query, the rows updated and added in one statement each.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ BURST = timedelta(minutes=10)
 
 JOINED, ATTACHED, RESOLVED = "joined", "attached", "resolved"
 
-_LATEST = (sa.select(timeline).where(timeline.c.incident_id == sa.bindparam("incident_id"))
-           .order_by(timeline.c.id.desc()).limit(1))
+# each incident's latest row (by the (incident_id, id) index), and a burst's row rewritten: built once
+_LATEST = sa.select(timeline).where(timeline.c.id.in_(
+    sa.select(sa.func.max(timeline.c.id))
+    .where(timeline.c.incident_id.in_(sa.bindparam("incident_ids", expanding=True)))
+    .group_by(timeline.c.incident_id)))
+_REWRITE = timeline.update().where(timeline.c.id == sa.bindparam("row_id")).values(
+    cause=sa.bindparam("to_cause"), detail=sa.bindparam("to_detail", type_=timeline.c.detail.type))
 
 
 @dataclass
@@ -74,10 +80,10 @@ class _Burst:
 
 class Bursts:
     """The arrivals of one intake transaction on `conn`, counted in memory; flush() writes them.
-    `write` adds a timeline row (queries._timeline)."""
+    `row` makes a timeline row's values (queries._timeline_row)."""
 
-    def __init__(self, conn, now: datetime, write: Callable[..., None]):
-        self.conn, self.now, self.write = conn, now, write
+    def __init__(self, conn, now: datetime, row: Callable[..., dict]):
+        self.conn, self.now, self.row = conn, now, row
         self.by_incident: dict[int, list[_Burst]] = {}
 
     def note(self, incident_id: int, state: str, verb: str, sig, cause: str) -> None:
@@ -89,16 +95,25 @@ class Bursts:
 
     def flush(self) -> None:
         """Each burst on its row: the incident's latest, if it continues it, else a new one."""
-        for incident_id, bursts in sorted(self.by_incident.items()):  # one lock order: no deadlock
+        if not self.by_incident:
+            return
+        for incident_id in sorted(self.by_incident):  # one lock order: no deadlock
             lock(self.conn, f"timeline:{incident_id}")  # PostgreSQL: two intakes must not extend one row at once
-            latest = self.conn.execute(_LATEST, {"incident_id": incident_id}).first()
+        latest = {row.incident_id: row for row in self.conn.execute(
+            _LATEST, {"incident_ids": sorted(self.by_incident)})}
+        rewrites, added = [], []
+        for incident_id, bursts in sorted(self.by_incident.items()):
             for n, burst in enumerate(bursts):
-                if n == 0 and latest is not None and burst.continues(latest):
-                    burst.merge(latest)
+                last = latest.get(incident_id)
+                if n == 0 and last is not None and burst.continues(last):
+                    burst.merge(last)
                     cause, detail = burst.row(self.now)
-                    self.conn.execute(timeline.update().where(timeline.c.id == latest.id)
-                                      .values(cause=cause, detail=detail))
+                    rewrites.append({"row_id": last.id, "to_cause": cause, "to_detail": detail})
                 else:
                     cause, detail = burst.row(self.now)
-                    self.write(self.conn, incident_id, burst.at, burst.state, burst.state, cause, detail=detail)
+                    added.append(self.row(incident_id, burst.at, burst.state, burst.state, cause, detail=detail))
+        if rewrites:
+            self.conn.execute(_REWRITE, rewrites)
+        if added:
+            self.conn.execute(timeline.insert(), added)
         self.by_incident.clear()

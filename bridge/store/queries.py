@@ -109,6 +109,15 @@ _STORED = ("dedup_key", "source", "fingerprint", "status", "labels", "annotation
            "received_at", "last_seen_at", "repeats", "raw", "rule", "kind", "candidate_host", "note")
 
 
+def _stored(signal: Signal, mapping: Mapping, now: datetime) -> dict:
+    """A signal's row as the webhook stores it (_STORED)."""
+    return {"dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
+            "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
+            "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now, "last_seen_at": now,
+            "repeats": 0, "raw": signal.raw, "rule": mapping.rule, "kind": mapping.kind,
+            "candidate_host": mapping.candidate, "note": mapping.note}
+
+
 @dataclass
 class _Tracked:
     """An incident as one intake transaction has changed it so far."""
@@ -151,7 +160,7 @@ class Store(Reads):
         return stmt.on_conflict_do_update(
             index_elements=[signals.c.dedup_key],
             set_={"repeats": signals.c.repeats + 1, "last_seen_at": stmt.excluded.last_seen_at},
-        ).returning(signals.c.id, signals.c.repeats)
+        ).returning(signals.c.dedup_key, signals.c.id, signals.c.repeats)
 
     def add_signals(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> list[dict]:
         """Store signals durably; a signal seen before only bumps its repeat count. Returns once
@@ -159,24 +168,30 @@ class Store(Reads):
         return self._receipts.submit((list(items), now))
 
     def _store_groups(self, groups: list[tuple[list[tuple[Signal, Mapping]], datetime]]) -> list[list[dict]]:
-        """Every request's signals in one transaction; each request's results in its own order."""
+        """Every request's signals in one transaction, one statement for all of them (or one per
+        time the same alert comes again in the group); each request's results in its own order."""
         out: list[list[dict]] = [[{}] * len(items) for items, _ in groups]
         # rows locked in one global order: two transactions sharing alerts cannot deadlock
         order = sorted(((g, i) for g, (items, _) in enumerate(groups) for i in range(len(items))),
                        key=lambda gi: groups[gi[0]][0][gi[1]][0].dedup_key)
+        # an alert twice in a group goes in a later statement: an upsert takes a row once
+        rounds: list[list[tuple[int, int]]] = []
+        seen: dict[str, int] = {}
+        for g, i in order:
+            key = groups[g][0][i][0].dedup_key
+            n = seen[key] = seen.get(key, -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((g, i))
         with self._write() as conn:
-            for g, i in order:
-                (signal, mapping), now = groups[g][0][i], groups[g][1]
-                row = conn.execute(self._upsert_signal, {
-                    "dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
-                    "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
-                    "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now,
-                    "last_seen_at": now, "repeats": 0, "raw": signal.raw, "rule": mapping.rule,
-                    "kind": mapping.kind, "candidate_host": mapping.candidate, "note": mapping.note,
-                }).one()
-                out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": signal.fingerprint,
-                             "status": signal.status, "rule": mapping.rule, "kind": mapping.kind,
-                             "candidate_host": mapping.candidate, "note": mapping.note}
+            for batch in rounds:
+                values = [_stored(*groups[g][0][i], groups[g][1]) for g, i in batch]
+                rows = {row.dedup_key: row for row in conn.execute(self._upsert_signal, values)}
+                for (g, i), stored in zip(batch, values):
+                    row = rows[stored["dedup_key"]]
+                    out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": stored["fingerprint"],
+                                 "status": stored["status"], "rule": stored["rule"], "kind": stored["kind"],
+                                 "candidate_host": stored["candidate_host"], "note": stored["note"]}
         return out
 
     def unprocessed_signals(self, limit: int = 100) -> list[dict]:
@@ -209,12 +224,10 @@ class Store(Reads):
             for host in sorted({host for _, host, _ in items if host is not None}):
                 lock(conn, f"host:{host}")
             claimed = {row.id: row for row in conn.execute(
-                signals.update().where(signals.c.id.in_([signal_id for signal_id, _, _ in items]),
-                                       signals.c.processed_at.is_(None))
-                .values(processed_at=now)
-                .returning(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
-                           signals.c.kind, signals.c.rule))}
-            batch = _IntakeBatch(self, conn, now, dry_run, confirmation_window)
+                _CLAIM_SIGNALS, {"signal_ids": [signal_id for signal_id, _, _ in items], "taken_at": now})}
+            batch = _IntakeBatch(self, conn, now, dry_run, list(claimed.values()),
+                                 {host for signal_id, host, _ in items if host is not None and signal_id in claimed},
+                                 confirmation_window)
             out = [None if signal_id not in claimed else batch.take(claimed[signal_id], host, note)
                    for signal_id, host, note in items]
             batch.finish()
@@ -452,36 +465,75 @@ class Store(Reads):
         return {"incidents": by_state, "signals": by_source}
 
 
-# intake's statements for every signal, built once
+# intake's statements, built once; each runs once per batch (or per source, per new incident)
+_CLAIM_SIGNALS = (signals.update().where(signals.c.id.in_(sa.bindparam("signal_ids", expanding=True)),
+                                         signals.c.processed_at.is_(None))
+                  .values(processed_at=sa.bindparam("taken_at", type_=UTCDateTime))
+                  .returning(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
+                             signals.c.kind, signals.c.rule))
 _TAKE_SIGNAL = signals.update().where(signals.c.id == sa.bindparam("signal_id")).values(
     host=sa.bindparam("to_host"), note=sa.bindparam("to_note"), incident_id=sa.bindparam("to_incident"))
-_REPORTS = sa.select(signals.c.id, signals.c.status, signals.c.incident_id).where(
-    signals.c.source == sa.bindparam("source"), signals.c.fingerprint == sa.bindparam("fingerprint"))
+# an alert's reports, by the (source, fingerprint) index
+_REPORTS = sa.select(signals.c.id, signals.c.fingerprint, signals.c.status, signals.c.incident_id).where(
+    signals.c.source == sa.bindparam("source"),
+    signals.c.fingerprint.in_(sa.bindparam("fingerprints", expanding=True)))
+_OPEN_INCIDENTS = sa.select(incidents).where(incidents.c.host.in_(sa.bindparam("hosts", expanding=True)),
+                                             incidents.c.closed_at.is_(None))
+_INCIDENT = sa.select(incidents).where(incidents.c.id == sa.bindparam("incident_id"))
+_SET_COUNTS = incidents.update().where(incidents.c.id == sa.bindparam("incident_id")).values(
+    signal_counts=sa.bindparam("counts", type_=incidents.c.signal_counts.type))
+_SET_COUNTS_AND_NUDGE = _SET_COUNTS.values(due_at=sa.bindparam("due", type_=UTCDateTime),
+                                           nudges=incidents.c.nudges + 1)
+
+
+@dataclass
+class _Report:
+    """One stored report of an alert, as this intake transaction has left it so far."""
+
+    id: int
+    status: str
+    incident_id: int | None
 
 
 class _IntakeBatch:
-    """Signals taken in within one transaction: the incidents they touch are read once, their
-    counts kept in memory and written back once, by finish()."""
+    """Signals taken in within one transaction. What they need is read up front, a query per
+    kind for the whole batch (their hosts' open incidents, their alerts' earlier reports); the
+    counts are kept in memory; the writes go out together, one statement each, by finish()."""
 
-    def __init__(self, store: Store, conn, now: datetime, dry_run: bool, window: float = 0):
+    def __init__(self, store: Store, conn, now: datetime, dry_run: bool, claimed: list, hosts: set[str],
+                 window: float = 0):
         self.store, self.conn, self.now, self.dry_run, self.window = store, conn, now, dry_run, window
         self.by_id: dict[int, _Tracked] = {}
-        self.open_for: dict[str, _Tracked | None] = {}
-        self.bursts = arrivals.Bursts(conn, now, _timeline)  # joins, attaches, resolves: one entry per burst
+        self.open_for: dict[str, _Tracked | None] = dict.fromkeys(hosts)
+        if hosts:
+            for row in conn.execute(_OPEN_INCIDENTS, {"hosts": sorted(hosts)}):
+                self.open_for[row.host] = self.by_id.setdefault(row.id, _Tracked.of(row))
+        self.reports: dict[tuple[str, str], list[_Report]] = {}
+        by_source: dict[str, set[str]] = {}
+        for sig in claimed:
+            by_source.setdefault(sig.source, set()).add(sig.fingerprint)
+        for source, fingerprints in sorted(by_source.items()):
+            for r in conn.execute(_REPORTS, {"source": source, "fingerprints": sorted(fingerprints)}):
+                self.reports.setdefault((source, r.fingerprint), []).append(_Report(r.id, r.status, r.incident_id))
+        self.taken: list[dict] = []
+        self.bursts = arrivals.Bursts(conn, now, _timeline_row)  # joins, attaches, resolves: one entry per burst
 
     def take(self, sig, host: str | None, note: str) -> int | None:
-        if sig.kind == POWER_OFF:
-            inc = self._power_off(sig, host)
-        else:
-            inc = self._incident_for(sig, host)
-        self.conn.execute(_TAKE_SIGNAL, {"signal_id": sig.id, "to_host": host, "to_note": note,
-                                         "to_incident": None if inc is None else inc.id})
-        return None if inc is None else inc.id
+        inc = self._power_off(sig, host) if sig.kind == POWER_OFF else self._incident_for(sig, host)
+        incident_id = None if inc is None else inc.id
+        self.taken.append({"signal_id": sig.id, "to_host": host, "to_note": note, "to_incident": incident_id})
+        for report in self._reports(sig):
+            if report.id == sig.id:
+                report.incident_id = incident_id
+        return incident_id
+
+    def _reports(self, sig) -> list[_Report]:
+        return self.reports.get((sig.source, sig.fingerprint), [])
 
     def _incident_for(self, sig, host: str | None) -> _Tracked | None:
         if sig.kind == HOST_DOWN and sig.status == RESOLVED:
             return self._resolved(sig)
-        inc = self._open_incident(host)
+        inc = self.open_for.get(host) if host is not None else None
         admission = sm.admit(sig.kind == HOST_DOWN, sig.status == FIRING, host,
                              None if inc is None else Incident(inc.id, inc.host, inc.state, self.dry_run),
                              sig.source, sig.fingerprint, sig.rule)
@@ -500,7 +552,7 @@ class _IntakeBatch:
         host, bound like a person's confirmation. Its resolve changes nothing."""
         if sig.status != FIRING or host is None:
             return None
-        inc = self._open_incident(host)
+        inc = self.open_for.get(host)
         actor = f"{sig.source} alert {sig.fingerprint}"
         reason = f"rule {sig.rule!r}: the host's power is off"
         evidence_id, _ = _add_evidence(self.conn, host, inc and inc.id, "alert", actor, reason, self.now, self.window,
@@ -515,10 +567,8 @@ class _IntakeBatch:
 
     def _resolved(self, sig) -> _Tracked | None:
         """A resolved alert goes to the incident its firing twin went to."""
-        firing = self.conn.execute(sa.select(signals.c.incident_id).where(
-            signals.c.source == sig.source, signals.c.fingerprint == sig.fingerprint,
-            signals.c.status == FIRING, signals.c.incident_id.is_not(None),
-        ).order_by(signals.c.id.desc())).first()
+        firing = max((r for r in self._reports(sig) if r.status == FIRING and r.incident_id is not None),
+                     key=lambda r: r.id, default=None)
         if firing is None:
             return None
         inc = self._incident(firing.incident_id)
@@ -528,9 +578,7 @@ class _IntakeBatch:
 
     def _count(self, inc: _Tracked, sig) -> None:
         """The signal's alert now counts by this, its latest status (unless a later one came first)."""
-        # by the fingerprint's index: an incident may have thousands of signals, an alert has few
-        reports = self.conn.execute(_REPORTS, {"source": sig.source, "fingerprint": sig.fingerprint}).all()
-        before = max((r for r in reports if r.incident_id == inc.id and r.id != sig.id),
+        before = max((r for r in self._reports(sig) if r.incident_id == inc.id and r.id != sig.id),
                      key=lambda r: r.id, default=None)
         if before is not None and before.id > sig.id:
             return  # an older report of the alert, taken in late: the latest one still counts
@@ -546,18 +594,9 @@ class _IntakeBatch:
                                                     firing_before, inc.firing_total()):
             inc.nudge = True
 
-    def _open_incident(self, host: str | None) -> _Tracked | None:
-        if host is None:
-            return None
-        if host not in self.open_for:
-            row = self.conn.execute(sa.select(incidents).where(
-                incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
-            self.open_for[host] = None if row is None else self.by_id.setdefault(row.id, _Tracked.of(row))
-        return self.open_for[host]
-
     def _incident(self, incident_id: int) -> _Tracked:
         if incident_id not in self.by_id:
-            row = self.conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).one()
+            row = self.conn.execute(_INCIDENT, {"incident_id": incident_id}).one()
             self.by_id[incident_id] = _Tracked.of(row)
         return self.by_id[incident_id]
 
@@ -574,12 +613,18 @@ class _IntakeBatch:
         return inc
 
     def finish(self) -> None:
-        """Write back each changed incident's counts, and nudge those whose decision may change."""
+        """Write the signals' incidents, the bursts, and each changed incident's counts (nudging
+        those whose decision may change): one statement each."""
+        if self.taken:
+            self.conn.execute(_TAKE_SIGNAL, self.taken)
         self.bursts.flush()
+        counted, nudged = [], []
         for inc in sorted(self.by_id.values(), key=lambda i: i.id):  # one lock order: no deadlock
-            if not inc.changed:
-                continue
-            values: dict[str, Any] = {"signal_counts": inc.counts}
             if inc.nudge:
-                values.update(due_at=self.now, nudges=incidents.c.nudges + 1)
-            self.conn.execute(incidents.update().where(incidents.c.id == inc.id).values(**values))
+                nudged.append({"incident_id": inc.id, "counts": inc.counts, "due": self.now})
+            elif inc.changed:
+                counted.append({"incident_id": inc.id, "counts": inc.counts})
+        if counted:
+            self.conn.execute(_SET_COUNTS, counted)
+        if nudged:
+            self.conn.execute(_SET_COUNTS_AND_NUDGE, nudged)
