@@ -12,13 +12,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bridge import incidents as sm
 from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
-from bridge.rules import HOST_DOWN, Mapping
+from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store import arrivals, prepared
+from bridge.store import arrivals, gating, prepared
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
-from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
+from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals
 
 SYSTEM = "bridge"
 
@@ -41,7 +41,8 @@ Claim = Snapshot  # what a worker holds while it has the lease
 
 def _incident(row) -> Incident:
     return Incident(id=row.id, host=row.host, state=row.state, dry_run=row.dry_run,
-                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id)
+                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id,
+                    fence_method=row.fence_method, fence_attempt=row.fence_attempt)
 
 
 def _evidence(row) -> Evidence:
@@ -74,6 +75,17 @@ def _timeline(conn, *args, **kwargs) -> None:
     conn.execute(prepared.ADD_TIMELINE, [_timeline_row(*args, **kwargs)])
 
 
+def _add_evidence(conn, host: str, incident_id: int | None, kind: str, actor: str, reason: str, now: datetime,
+                  window: float, detail: dict) -> tuple[int, datetime | None]:
+    """Fencing evidence a person or an alert gave: bound to the host's open incident, or waiting
+    `window` seconds for its next one. Returns its id and, when waiting, until when."""
+    expires = None if incident_id is not None else now + timedelta(seconds=window)
+    evidence_id = conn.execute(prepared.ADD_EVIDENCE, {
+        "host": host, "incident_id": incident_id, "kind": kind, "actor": actor, "reason": reason, "at": now,
+        "expires_at": expires or now, "detail": detail}).inserted_primary_key[0]
+    return evidence_id, expires
+
+
 def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
     """The incident columns a decision's transition sets (none without one)."""
     if decision.to_state is None:
@@ -84,6 +96,9 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
         values.update(closed_at=now, due_at=None)
     if decision.fence_deadline is not None:
         values["fence_deadline"] = decision.fence_deadline
+    if decision.fence_step is not None:  # the next fencing attempt: its deadline too, None until requested
+        values.update(fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
+                      fence_deadline=decision.fence_deadline)
     return values
 
 
@@ -197,7 +212,7 @@ class Store(Reads):
                 .values(processed_at=now)
                 .returning(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
                            signals.c.kind, signals.c.rule))}
-            batch = _IntakeBatch(self, conn, now, dry_run)
+            batch = _IntakeBatch(self, conn, now, dry_run, confirmation_window)
             out = [None if signal_id not in claimed else batch.take(claimed[signal_id], host, note)
                    for signal_id, host, note in items]
             batch.finish()
@@ -249,6 +264,12 @@ class Store(Reads):
             row = conn.execute(prepared.CLAIM, {"incident": incident_id, "now": now, "worker": owner,
                                                 "until": now + timedelta(seconds=lease_seconds)}).first()
             return None if row is None else self._snapshot(conn, row, now)
+
+    def release_leases(self, owner: str) -> int:
+        """Give up every lease `owner` holds: a worker shutting down, its steps over."""
+        with self._write() as conn:
+            return conn.execute(incidents.update().where(incidents.c.lease_owner == owner)
+                                .values(lease_owner=None, lease_expires=None)).rowcount
 
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
@@ -310,6 +331,9 @@ class Store(Reads):
             inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
                           fence_deadline=decision.fence_deadline or inc.fence_deadline,
                           proof_id=proof.id if proof else inc.proof_id)
+            if decision.fence_step is not None:
+                inc = replace(inc, fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
+                              fence_deadline=decision.fence_deadline)
         bound = claim.evidence + ((proof,) if proof is not None and proof not in claim.evidence else ())
         return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
 
@@ -366,21 +390,18 @@ class Store(Reads):
             lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
             inc = conn.execute(prepared.NUDGE_OPEN, {"on_host": host, "now": now}).first()  # it looks again now
             target = None if inc is None else inc.id
-            expires = now + timedelta(seconds=window)
-            evidence_id = conn.execute(prepared.ADD_EVIDENCE, {
-                "host": host, "incident_id": target, "kind": "manual", "actor": actor, "reason": reason, "at": now,
-                "expires_at": now if target else expires, "detail": detail}).inserted_primary_key[0]
+            evidence_id, expires = _add_evidence(conn, host, target, "manual", actor, reason, now, window, detail)
             if target is not None:
                 more = " (more evidence)" if inc.proof_id is not None else ""
                 _timeline(conn, target, now, inc.state, inc.state, f"fencing confirmed by {actor}: {reason}{more}",
                           actor=actor, detail={"evidence_id": evidence_id})
         return {"evidence_id": evidence_id, "incident_id": target, "host": host, "actor": actor,
-                "reason": reason, "at": now, "expires_at": None if target else expires}
+                "reason": reason, "at": now, "expires_at": expires}
 
     def operator_action(self, incident_id: int, action: str, actor: str, reason: str, now: datetime,
-                        policy: Policy = Policy()) -> dict:
-        """A person's retry or close, as decide() rules on it. LookupError: no such incident;
-        ValueError: refused now (the message says why)."""
+                        policy: Policy = Policy(), gate: str | None = None) -> dict:
+        """A person's retry, close, cancel or approval of a gate, as decide() rules on it.
+        LookupError: no such incident; ValueError: refused now (the message says why)."""
         with self._write() as conn:
             # FOR UPDATE: two operators at once on PostgreSQL would both pass decide()
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
@@ -389,14 +410,29 @@ class Store(Reads):
             snap = self._snapshot(conn, row, now)
             decision = sm.decide(sm.Facts(
                 now=now, incident=snap.incident, signals=snap.signals, evidence=snap.evidence, proof=snap.proof,
-                policy=policy, action=OperatorAction(action, actor, reason), busy=snap.busy))
+                policy=policy, action=OperatorAction(action, actor, reason, gate), busy=snap.busy))
             if decision.refused:
                 raise ValueError(decision.refused)
+            if action == sm.APPROVE:
+                gating.record_approval(conn, incident_id, gate, actor, reason, now)
+                if decision.to_state is None:  # not held now: the approval waits for the gate
+                    _timeline(conn, incident_id, now, snap.incident.state, snap.incident.state, decision.cause,
+                              actor=actor, detail={"approved": gate})
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
                 {"updated_at": now, "due_at": decision.due_at, "nudges": incidents.c.nudges + 1,
                  "epoch": incidents.c.epoch + 1, **_transition(decision, now)}))
             self._record(conn, snap.incident, decision, now, None, actor=actor)
         return self.get_incident(incident_id)
+
+    def set_pause(self, on: bool, actor: str, reason: str, now: datetime) -> str | None:
+        """Pause the bridge (nothing new starts) or lift the pause; returns what is in force."""
+        with self._write() as conn:
+            gating.set_paused(conn, on, actor, reason, now)
+            return gating.paused(conn)
+
+    def pause_state(self) -> str | None:
+        with self.reader.connect() as conn:
+            return gating.paused(conn)
 
     # ---- read side -------------------------------------------------------------------
 
@@ -420,14 +456,17 @@ class _IntakeBatch:
     """Signals taken in within one transaction: the incidents they touch are read once, their
     counts kept in memory and written back once, by finish()."""
 
-    def __init__(self, store: Store, conn, now: datetime, dry_run: bool):
-        self.store, self.conn, self.now, self.dry_run = store, conn, now, dry_run
+    def __init__(self, store: Store, conn, now: datetime, dry_run: bool, window: float = 0):
+        self.store, self.conn, self.now, self.dry_run, self.window = store, conn, now, dry_run, window
         self.by_id: dict[int, _Tracked] = {}
         self.open_for: dict[str, _Tracked | None] = {}
         self.bursts = arrivals.Bursts(conn, now, _timeline)  # joins, attaches, resolves: one entry per burst
 
     def take(self, sig, host: str | None, note: str) -> int | None:
-        inc = self._incident_for(sig, host)
+        if sig.kind == POWER_OFF:
+            inc = self._power_off(sig, host)
+        else:
+            inc = self._incident_for(sig, host)
         self.conn.execute(_TAKE_SIGNAL, {"signal_id": sig.id, "to_host": host, "to_note": note,
                                          "to_incident": None if inc is None else inc.id})
         return None if inc is None else inc.id
@@ -447,6 +486,24 @@ class _IntakeBatch:
             verb = arrivals.JOINED if admission.action == sm.JOIN else arrivals.ATTACHED
             self.bursts.note(inc.id, inc.state, verb, sig, admission.cause)
         self._count(inc, sig)
+        return inc
+
+    def _power_off(self, sig, host: str | None) -> _Tracked | None:
+        """A rule with kind power_off: its firing alert is fencing evidence (kind "alert") for the
+        host, bound like a person's confirmation. Its resolve changes nothing."""
+        if sig.status != FIRING or host is None:
+            return None
+        inc = self._open_incident(host)
+        actor = f"{sig.source} alert {sig.fingerprint}"
+        reason = f"rule {sig.rule!r}: the host's power is off"
+        evidence_id, _ = _add_evidence(self.conn, host, inc and inc.id, "alert", actor, reason, self.now, self.window,
+                                       {"signal_id": sig.id, "source": sig.source, "fingerprint": sig.fingerprint,
+                                        "rule": sig.rule})
+        if inc is None:
+            return None
+        _timeline(self.conn, inc.id, self.now, inc.state, inc.state, f"fencing evidence: power-off alert, {actor} "
+                  f"({sig.rule})", detail={"evidence_id": evidence_id, "signal_id": sig.id})
+        inc.changed = inc.nudge = True
         return inc
 
     def _resolved(self, sig) -> _Tracked | None:
