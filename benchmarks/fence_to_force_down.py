@@ -5,7 +5,10 @@ holding the lab's lock throughout (a running lab is reused and left running; els
 started for the run and stopped after). Each round: an Alertmanager
 alert for a host, wait for the incident to ask for fencing, confirm, wait until done,
 then put the host back. Prints, per round and in summary (p50, p99), the total and its parts:
-Nova's own time (service lookup + PUT) and the bridge's own work (the rest).
+Nova's own time (service lookup + PUT) and the bridge's own work (the rest), split at the
+fenced transition; and how long one fdatasync takes on this disk meanwhile, since the
+bridge's share holds two commits (the confirmation's, the fenced transition's) whatever
+it does. benchmarks/step_cpu.py gives the CPU time of the same path, which load does not skew.
 
     NOVALAB_DIR=.novabox .venv/bin/python benchmarks/fence_to_force_down.py [--rounds 40]
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.harness.bridge_process import BridgeProcess, base_config  # noqa: E402
 from tests.realnova.novalab import NovaLab  # noqa: E402
+
+
+# after a confirmation, how long to leave the bridge alone before asking for the outcome
+# (Nova's own part is 0.1-0.5 s here)
+QUIET = 0.5
 
 
 def stamp(text: str) -> datetime:
@@ -45,7 +54,7 @@ def run(lab: NovaLab, rounds: int) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     config = base_config(workdir, dry_run=False, nova={"cloud": lab.cloud})
     bridge = BridgeProcess(workdir, config, env={"OS_CLIENT_CONFIG_FILE": str(lab.clouds_yaml)}).start()
-    totals, nova_parts, accept, to_fenced = [], [], [], []
+    totals, nova_parts, accept, to_fenced, syncs = [], [], [], [], []
     try:
         for n in range(rounds):
             host = lab.hosts[n % len(lab.hosts)]
@@ -58,6 +67,7 @@ def run(lab: NovaLab, rounds: int) -> int:
             accept.append(time.monotonic() - t0)
             bridge.wait_for_incident(host, "fencing")
             assert bridge.confirm(host).status_code == 201
+            time.sleep(QUIET)  # no polling while the bridge works: it would share the measured worker's CPU
             done = bridge.wait_for_incident(host, "out_of_service")
             confirmed = stamp(done["evidence"][0]["at"])
             forced = next(t for t in done["timeline"] if t["to_state"] == "forced_down" and t["from_state"] == "fenced")
@@ -70,6 +80,7 @@ def run(lab: NovaLab, rounds: int) -> int:
             print(f"round {n + 1:>2} {host}: confirmation -> force-down returned {total * 1000:7.1f} ms "
                   f"(Nova {call.get('seconds', 0) * 1000:6.1f} ms, bridge {(total - call.get('seconds', 0)) * 1000:6.1f} ms)")
             bridge.request("POST", f"/v1/incidents/{done['id']}/close", json={"reason": "benchmark round over"})
+            syncs.append(disk_sync(workdir / "probe"))
     finally:
         bridge.stop()
         for host in lab.hosts:
@@ -90,9 +101,22 @@ def run(lab: NovaLab, rounds: int) -> int:
     bridge_own = summary("  of which the bridge's own work", own)
     summary("    confirmation committed, engine woken, proof seen", to_fenced)
     summary("    fenced committed, Nova call begun and ended", [o - f for o, f in zip(own, to_fenced)])
+    summary("disk: one fdatasync (the window holds two commits)", syncs)
     print(f"fence_to_force_down n={len(totals)} total_p50_ms={total[0]:.1f} total_p99_ms={total[1]:.1f} "
           f"bridge_p50_ms={bridge_own[0]:.1f} bridge_p99_ms={bridge_own[1]:.1f}")
     return 0
+
+
+def disk_sync(path: Path) -> float:
+    """Seconds one 4 KiB write's fdatasync takes beside the bridge's database: its commits wait this long."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, os.urandom(4096), 0)
+        started = time.monotonic()
+        os.fdatasync(fd)
+        return time.monotonic() - started
+    finally:
+        os.close(fd)
 
 
 def percentile(ordered: list[float], pct: float) -> float:

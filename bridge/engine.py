@@ -225,6 +225,13 @@ class Engine:
         reads (a fencing check) runs on an unleased snapshot and lands only if nothing changed
         meanwhile, taking the lease for the steps after it in the same transaction.
         """
+        unobserved: list[tuple] = []
+        try:
+            return self._steps(incident_id, unobserved)
+        finally:
+            self._observe(unobserved)
+
+    def _steps(self, incident_id: int, unobserved: list[tuple]) -> bool:
         lease = self.config["engine"]["lease_seconds"]
         now = self.clock()
         claim, leased = self.store.snapshot(incident_id, now), False
@@ -244,6 +251,9 @@ class Engine:
                 outcome = self.executor.run(decision.effect, facts)
                 now = self.clock()  # the outcome is recorded when it came
                 decision = sm.decide(dataclasses.replace(facts, now=now, outcome=outcome))
+            # the last transition's log line and metrics (which read the database) come only now:
+            # from a commit to the next effect nothing but the decision runs
+            self._observe(unobserved)
             go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
                      and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM and not self._stopping.is_set())
             after = self.store.advance(claim, self.owner, decision, now, outcome, keep_lease=go_on,
@@ -256,8 +266,14 @@ class Engine:
             if decision.to_state == sm.FENCING:
                 self.gating.invalidate()  # one more fencing start for the rate limit
             if decision.to_state:
-                observe.transition(self.store, claim.incident, decision, outcome, now)
+                unobserved.append((claim.incident, decision, outcome, now))
             if not go_on:
                 return decision.to_state is not None
             claim, leased, now = after, True, self.clock()
         return True
+
+    def _observe(self, transitions: list[tuple]) -> None:
+        """Log and count committed transitions (observe.transition), oldest first."""
+        for incident, decision, outcome, at in transitions:
+            observe.transition(self.store, incident, decision, outcome, at)
+        transitions.clear()
