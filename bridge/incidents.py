@@ -12,16 +12,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Mapping
 
-from bridge import gates
-from bridge.effects import Disable, Effect, Evidence, FenceCheck, FenceRequest, ForceDown, Outcome
+from bridge import gates, servers as sv
+from bridge.effects import (Disable, Effect, Evidence, FenceCheck, FenceRequest, ForceDown, IssueServerRequests,
+                            ListServers, Outcome, PollServers, ReturnHost)
 
 SUSPECTED = "suspected"
 FENCING = "fencing"
 FENCED = "fenced"
 FORCED_DOWN = "forced_down"
 NOVA_DOWN = "nova_down"
+SERVERS = "servers"  # the host's servers handled by policy, each on its own row
 OUT_OF_SERVICE = "out_of_service"
 CANCELLED = "cancelled"
+RETURNING = "returning"  # an operator returns the host to service
 HELD = "held"
 FAILED = "failed"
 CLOSED = "closed"
@@ -33,12 +36,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FENCING: frozenset({FENCING, FENCED, CANCELLED, HELD, FAILED, CLOSED}),
     FENCED: frozenset({FORCED_DOWN, HELD, CLOSED}),
     FORCED_DOWN: frozenset({NOVA_DOWN, HELD, CLOSED}),
-    NOVA_DOWN: frozenset({OUT_OF_SERVICE, HELD, CLOSED}),
+    NOVA_DOWN: frozenset({SERVERS, OUT_OF_SERVICE, HELD, CLOSED}),
+    SERVERS: frozenset({OUT_OF_SERVICE, HELD, CLOSED}),
     # the host stays out until a person returns it (or closes the incident)
-    OUT_OF_SERVICE: frozenset({CLOSED}),
+    OUT_OF_SERVICE: frozenset({RETURNING, CLOSED}),
+    RETURNING: frozenset({CLOSED, HELD}),
     # a person's retry resumes where it stopped (a fencing wait starts again)
-    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
-    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED}),
     CANCELLED: frozenset(),
     CLOSED: frozenset(),
 }
@@ -49,12 +54,15 @@ WAITING_FOR_PERSON = frozenset({HELD, FAILED})
 # before the host is fenced, a resolved alert may still call everything off
 CANCELLABLE = frozenset({SUSPECTED, FENCING})
 # these states are only reached with fencing proof for this incident
-NEEDS_PROOF = frozenset({FENCED, FORCED_DOWN, NOVA_DOWN, OUT_OF_SERVICE})
+NEEDS_PROOF = frozenset({FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, OUT_OF_SERVICE, RETURNING})
 # retry from here starts the step again; from a fencing wait, a fresh wait
 RESUME = {FENCING: SUSPECTED}
 
 RETRY = "retry"
 CLOSE = "close"
+APPROVE = "approve"  # release one gate for this incident (and retry, if held)
+CANCEL = "cancel"  # call it off before the host is fenced
+RETURN = "return"  # return an out-of-service host to service
 
 MANUAL = "manual"  # a person confirms: the fencing method every host has when it has no other
 
@@ -65,7 +73,7 @@ class Incident:
     host: str
     state: str
     dry_run: bool
-    fence_deadline: datetime | None = None
+    fence_deadline: datetime | None = None  # the current wait's end: fencing proof, or a return to service
     resume_state: str | None = None
     proof_id: int | None = None
     # which of the host's fencing methods is being tried, and its attempt (from 0); in
@@ -101,13 +109,16 @@ class Policy:
     fencing_timeout: float = 300
     on_timeout: str = HELD  # HELD | FAILED
     reason_prefix: str = "nova-hostdown-bridge"
+    gates: gates.Limits = gates.Limits()
+    servers: sv.ServersPolicy = sv.ServersPolicy()
 
 
 @dataclass(frozen=True)
 class OperatorAction:
-    kind: str  # RETRY | CLOSE
+    kind: str  # RETRY | CLOSE | APPROVE | CANCEL
     actor: str
     reason: str
+    gate: str | None = None  # APPROVE: the gate it releases
 
 
 @dataclass(frozen=True)
@@ -121,11 +132,17 @@ class Facts:
     action: OperatorAction | None = None  # a person asks for this now
     busy: bool = False  # a worker is in the middle of a step on this incident
     outcome: Outcome | None = None  # of the effect the last decision named
+    servers: tuple[sv.ServerAction, ...] = ()  # the host's server rows (from servers on)
     plan: tuple[Method, ...] = ()  # the host's fencing methods, tried in order; () = manual only
 
     @property
     def methods(self) -> tuple[Method, ...]:
         return self.plan or (Method(MANUAL, self.policy.fencing_timeout),)
+
+    # what the gates read (bridge/gating.py gathers them), and the gates approved for this incident
+    fleet: gates.Fleet = gates.Fleet()
+    host: gates.HostView = gates.HostView()
+    approvals: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,14 @@ def _hold(facts: Facts, why: str, to_state: str = HELD, **detail) -> Decision:
     return Decision(to_state, why, resume_state=state, last_error=why, detail=detail)
 
 
+def _gated(facts: Facts, verdict: gates.Verdict) -> Decision:
+    """A gate said no: wait when it only says "not yet", else hold, naming the gate."""
+    if verdict.until is not None:
+        return Decision(None, f"gate {verdict.gate}: {verdict.reason}", due_at=verdict.until,
+                        detail={"gate": verdict.gate, "waiting": True})
+    return _hold(facts, f"gate {verdict.gate}: {verdict.reason}", gate=verdict.gate)
+
+
 def decide(facts: Facts) -> Decision:
     if facts.action is not None:
         return _operator(facts)
@@ -180,6 +205,9 @@ def decide(facts: Facts) -> Decision:
     if state in CANCELLABLE and facts.signals.firing_total == 0 and facts.proof is None:
         return Decision(CANCELLED, "every alert resolved before the host was fenced")
     if state == SUSPECTED:  # fencing starts with the host's first method, whatever came before
+        closed = gates.first_closed(facts, gates.BEFORE_FENCING)
+        if closed is not None:
+            return _gated(facts, closed)
         return Decision(None, "host down: fencing requested", effect=_fence(FenceRequest, facts, 0, 0))
     if state == FENCING:
         return _fencing(facts)
@@ -192,8 +220,43 @@ def decide(facts: Facts) -> Decision:
         reason = disabled_reason(facts.policy.reason_prefix, inc, facts.proof)
         return Decision(None, "disable the nova-compute service", effect=Disable(inc.host, reason=reason))
     if state == NOVA_DOWN:
-        return Decision(OUT_OF_SERVICE, "host out of service until an operator returns it; servers policy: none")
+        return Decision(None, "list the host's servers", effect=ListServers(inc.host))
+    if state == SERVERS:
+        return _servers(facts, facts.servers)
+    if state == RETURNING:
+        enable = facts.policy.servers.returning.enable
+        return Decision(None, "return the host to service",
+                        effect=ReturnHost(inc.host, enable=enable, ours=ours(facts.policy.reason_prefix, inc)))
     return Decision(None, f"{state}: nothing to do")
+
+
+def ours(prefix: str, incident: Incident) -> str:
+    """How the disabled_reason the bridge wrote for this incident starts."""
+    return f"{prefix}: incident {incident.id},"
+
+
+def _servers(facts: Facts, rows: tuple[sv.ServerAction, ...], to_state: str | None = None) -> Decision:
+    """The servers step: ask Nova for the pending servers, read back the requested ones, or,
+    once every row is final, leave the host out of service."""
+    inc, policy = facts.incident, facts.policy.servers
+    issue = sv.next_issue(rows, policy)
+    if issue:
+        if to_state is not None:
+            return Decision(to_state, f"servers: {len(issue)} to ask Nova for", due_at=facts.now)
+        return Decision(None, f"servers: ask Nova for {len(issue)}", effect=IssueServerRequests(inc.host, issue))
+    waiting = sv.in_flight(rows)
+    if waiting:
+        if to_state is not None:
+            return Decision(to_state, f"servers: {len(waiting)} in flight", due_at=facts.now)
+        return Decision(None, f"servers: read back {len(waiting)}", effect=PollServers(inc.host, waiting))
+    counts = sv.summary(rows)
+    said = ", ".join(f"{n} {k}" for k, n in counts.items()) or "none on the host"
+    failed = [r for r in rows if r.status == sv.FAILED]
+    error = None
+    if failed:
+        error = f"{len(failed)} server(s) failed: " + "; ".join(f"{r.name or r.server_id}: {r.error}" for r in failed[:5])
+    return Decision(OUT_OF_SERVICE, f"host out of service until an operator returns it; servers: {said}",
+                    last_error=error, detail={"servers": counts})
 
 
 # what each effect's success leads to
@@ -201,15 +264,22 @@ _DONE = {
     ForceDown: (FORCED_DOWN, "nova-compute service forced down"),
     Disable: (NOVA_DOWN, "nova-compute service disabled"),
 }
+SERVER_EFFECTS = (ListServers, IssueServerRequests, PollServers)
 
 
 def _after(facts: Facts, outcome: Outcome) -> Decision:
     """The decision once the named effect has been carried out."""
-    inc, effect = facts.incident, outcome.effect
+    effect = outcome.effect
+    if outcome.shadow:  # the executor ran it in shadow mode: the plan is recorded, nothing changed
+        return _hold(facts, f"shadow mode, nothing done: {outcome.note}", gate="shadow", **outcome.detail)
     if isinstance(effect, (FenceRequest, FenceCheck)):
         return _after_fencing(facts, outcome)
     if outcome.error is not None:
         return _hold(facts, outcome.error, **outcome.detail)
+    if isinstance(effect, SERVER_EFFECTS):
+        return _after_servers(facts, outcome)
+    if isinstance(effect, ReturnHost):
+        return _after_return(facts, outcome)
     to_state, cause = _DONE[type(effect)]  # decide() checked it is this step's effect, gates passed
     if outcome.dry_run and effect.mutates:
         cause += " (dry-run: Nova not called)" if effect.touches_nova else " (dry-run)"
@@ -296,24 +366,84 @@ def _attempt_failed(facts: Facts, method: int, attempt: int, why: str, *, detail
                     fence_deadline=None, fence_step=step, last_error=failed, detail=detail)
 
 
+def _after_servers(facts: Facts, outcome: Outcome) -> Decision:
+    rows = sv.merge(facts.servers, outcome.servers)
+    if isinstance(outcome.effect, ListServers):
+        return _servers(facts, rows, to_state=SERVERS)
+    decision = _servers(facts, rows)
+    if decision.to_state is not None:
+        return decision
+    if isinstance(outcome.effect, PollServers) and not sv.next_issue(rows, facts.policy.servers):
+        # nothing new to ask for: read them back again after a while
+        return Decision(None, "servers: in flight", due_at=facts.now + timedelta(
+            seconds=facts.policy.servers.poll_interval))
+    return Decision(None, decision.cause, due_at=facts.now)
+
+
+RETURN_HELD = ("Nova has not taken the host back within {wait:g}s: {why}. After an evacuation Nova refuses "
+               "to undo force-down until nova-compute on the host has restarted (it then cleans up the "
+               "evacuated servers); start it, then retry this incident")
+
+
+def _after_return(facts: Facts, outcome: Outcome) -> Decision:
+    now, inc, ret = facts.now, facts.incident, facts.policy.servers.returning
+    service = outcome.detail.get("service")
+    if service == "returned":
+        return Decision(CLOSED, "host returned to service" + (" (dry-run: Nova not called)" if outcome.dry_run
+                                                              else ""))
+    if service == "forced_down_undone":
+        return Decision(None, "force-down undone: waiting for the service to report up", due_at=now)
+    why = outcome.detail.get("waiting", service or "no answer")
+    if inc.fence_deadline is not None and now >= inc.fence_deadline:
+        return _hold(facts, RETURN_HELD.format(wait=ret.wait, why=why))
+    return Decision(None, f"returning: {why}", due_at=now + timedelta(seconds=ret.poll_interval))
+
+
 def _operator(facts: Facts) -> Decision:
     inc, action = facts.incident, facts.action
-    said = f"{action.kind} by {action.actor}: {action.reason}"
+    said = f"{action.kind}{f' gate {action.gate}' if action.gate else ''} by {action.actor}: {action.reason}"
     if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
         return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
     if action.kind == CLOSE:
         if inc.state in TERMINAL:
             return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
         return Decision(CLOSED, said)
-    if action.kind == RETRY:
+    if action.kind == CANCEL:
+        if inc.state in TERMINAL or inc.proof_id is not None or CANCELLED not in TRANSITIONS[inc.state]:
+            return Decision(None, said, refused=f"incident {inc.id} is {inc.state}"
+                                                f"{' with fencing proof' if inc.proof_id else ''}; "
+                                                "only one not yet fenced can be cancelled (close ends any)")
+        return Decision(CANCELLED, said)
+    if action.kind == APPROVE:
+        if action.gate not in gates.APPROVABLE:
+            return Decision(None, said, refused=f"gate {action.gate!r} cannot be approved; "
+                                                f"one of: {', '.join(sorted(gates.APPROVABLE))}")
+        if inc.state in TERMINAL:
+            return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        if inc.state not in WAITING_FOR_PERSON:
+            return Decision(None, said)  # recorded; it counts when the gate is next checked
+    if action.kind == RETURN:
+        if inc.state != OUT_OF_SERVICE:
+            busy = sv.in_flight(facts.servers) + sv.next_issue(facts.servers, facts.policy.servers)
+            why = f"{len(busy)} server(s) from {inc.host} still in flight" if busy else f"it is {inc.state}"
+            return Decision(None, said, refused=f"incident {inc.id}: cannot return {inc.host} to service, "
+                                                f"{why}; only an out_of_service host can be returned")
+        return Decision(RETURNING, said, due_at=facts.now, fence_deadline=_return_deadline(facts))
+    if action.kind in (RETRY, APPROVE):
         if inc.state not in WAITING_FOR_PERSON:
             return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
                                                 "only held or failed ones can be retried")
         resume = RESUME.get(inc.resume_state, inc.resume_state)
         if resume not in TRANSITIONS[inc.state]:  # nothing sensible recorded: start again, fencing first
             resume = SUSPECTED
+        if resume == RETURNING:  # a fresh wait for Nova to take the host back
+            return Decision(resume, said, due_at=facts.now, fence_deadline=_return_deadline(facts))
         return Decision(resume, said, due_at=facts.now)
     return Decision(None, said, refused=f"unknown action {action.kind!r}")
+
+
+def _return_deadline(facts: Facts) -> datetime:
+    return facts.now + timedelta(seconds=facts.policy.servers.returning.wait)
 
 
 # ---- intake: which incident a stored signal belongs to -------------------------------------

@@ -17,6 +17,7 @@ from bridge.signals import Signal
 
 HOST_DOWN = "host_down"
 POWER_OFF = "power_off"  # the host's power is off: fencing evidence, opted in per rule
+UPSTREAM_DOWN = "upstream_down"  # a switch, rack or PDU: the host spec names the failure domain
 IGNORE = "ignore"
 UNMATCHED = "unmatched"
 
@@ -85,7 +86,7 @@ def classify(signal: Signal, rules: list[dict]) -> Mapping:
     for rule in rules:
         if not _matches(rule, signal):
             continue
-        if rule["kind"] not in (HOST_DOWN, POWER_OFF):
+        if rule["kind"] not in (HOST_DOWN, POWER_OFF, UPSTREAM_DOWN):
             return Mapping(rule["name"], rule["kind"], None, f"rule {rule['name']!r}: {rule['kind']}")
         host, why = render_host(rule["host"], signal)
         return Mapping(rule["name"], rule["kind"], host, f"rule {rule['name']!r}: {why}")

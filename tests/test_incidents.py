@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bridge import incidents as sm
-from bridge.effects import Disable, Evidence, FenceCheck, FenceRequest, ForceDown, Outcome
+from bridge.effects import Disable, Evidence, FenceCheck, FenceRequest, ForceDown, ListServers, Outcome
 from bridge.incidents import Facts, Incident, OperatorAction, Policy, Signals, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -53,7 +53,7 @@ def test_happy_path_in_order_force_down_strictly_before_disable():
         state = decision.to_state
     assert seen == [sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
     # FenceCheck found the confirmation; Nova refuses to disable an unreachable compute first
-    assert effects == [FenceRequest, FenceCheck, ForceDown, Disable]
+    assert effects == [FenceRequest, FenceCheck, ForceDown, Disable, ListServers]  # no servers: nothing more
 
 
 def test_fence_request_sets_the_deadline_and_fencing_checks_until_it():
