@@ -2,8 +2,8 @@
 itself: Redfish ForceOff and a read-back of off against sushy-tools' emulator (instant), then
 force-down in the real Nova of tests/realnova. No person in the loop.
 
-Runs the bridge as a real gunicorn process (start the lab first: python -m tests.realnova.novalab
-up; NOVALAB_DIR as for the tests). Each round: power the host's emulated system on, send an
+Runs the bridge as a real gunicorn process against the lab (held for the run, started if it is
+not running; NOVALAB_DIR as for the tests). Each round: power the host's emulated system on, send an
 Alertmanager alert, wait until the incident is out of service, then put the host back. Per
 round and in summary (p50, p99): the total (the signal's received_at to the force-down's
 timeline entry), the BMC's part (power off + read back), Nova's part (service lookup + PUT)
@@ -61,10 +61,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    lab = NovaLab()
-    if not lab.is_running():
-        print("the real Nova is not running: python -m tests.realnova.novalab up", file=sys.stderr)
-        return 2
+    with NovaLab().session() as lab:  # held for this run (started here if not running)
+        return run(lab, args.rounds)
+
+
+def run(lab: NovaLab, rounds: int) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-fence-"))
     systems = {host: f"compute-0{i + 1}" for i, host in enumerate(lab.hosts)}
     emulator = RedfishEmulator(workdir / "bmc", instant=True)
@@ -75,7 +76,7 @@ def main() -> int:
     totals, bmc, nova, cpu = [], [], [], []
     body = json.loads(SAMPLE.read_text())
     try:
-        for n in range(args.rounds):
+        for n in range(rounds):
             host = lab.hosts[n % len(lab.hosts)]
             lab.reset_host(host)
             power_on(emulator, systems[host])
@@ -111,7 +112,7 @@ def main() -> int:
         print(f"{name:<48} {p50:8.1f} {p99:8.1f} {ms[0]:8.1f} {ms[-1]:8.1f}")
         return p50, p99
 
-    print(f"\n{args.rounds} rounds: Redfish emulator (instant) at {emulator.url}, nova at {lab.endpoint}")
+    print(f"\n{rounds} rounds: Redfish emulator (instant) at {emulator.url}, nova at {lab.endpoint}")
     print("(measured on a shared machine: other work inflates these; CPU time below is the bridge's own)")
     print(f"{'':<48} {'p50 ms':>8} {'p99 ms':>8} {'min':>8} {'max':>8}")
     total = summary("alert received -> force-down returned", totals)

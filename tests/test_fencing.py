@@ -327,3 +327,34 @@ def test_fence_test_reads_each_method_changes_nothing_and_fails_when_one_fails(t
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump(base_config(tmp_path, fencing={"methods": [REDFISH]})))
     assert CliRunner().invoke(main, ["fence", "test", "compute-01", "--config", str(ok)]).exit_code == 0
+
+
+# ---- the call pool ---------------------------------------------------------------------------
+
+def test_the_pool_bounds_bmc_calls_and_a_late_answer_wakes_its_incident():
+    from bridge.fencing.power import CallPool
+
+    woken, late = [], threading.Event()
+    pool = CallPool(2, 0.01, on_late=lambda incident_id: (woken.append(incident_id), late.set()))
+    gate, running, most = threading.Event(), [0], [0]
+    lock = threading.Lock()
+
+    def slow():
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        gate.wait(10)
+        with lock:
+            running[0] -= 1
+        return "off"
+
+    for n in range(3):
+        done, _, _ = pool.run(("state", n), n, slow)
+        assert not done and pool.pending(("state", n))
+    assert pool.run(("state", 0), 0, slow)[0] is False  # the same call again joins the running one
+    gate.set()
+    assert late.wait(10) and 0 in woken
+    pool.wait = 10  # now wait for each answer as long as it takes
+    assert [pool.run(("state", n), n, slow)[:2] for n in range(3)] == [(True, "off")] * 3
+    assert most[0] == 2 and not pool.pending(("state", 0))
+    pool.shutdown()
