@@ -81,11 +81,11 @@ def redfish(emulator: RedfishEmulator, system: str, password: str | None = None,
 @pytest.mark.parametrize("emulator", ["redfish_instant", "redfish_delayed"])
 def test_redfish_force_off_then_reads_back_off(request, emulator):
     emulator = request.getfixturevalue(emulator)
-    target = redfish(emulator, "compute-01")
-    assert RedfishPower().power_state(target) == ON
-    RedfishPower().power_off(target)
-    assert reads_off(RedfishPower(), target) == OFF
-    RedfishPower().power_off(target)  # already off: harmless, and it stays off
+    target, driver = redfish(emulator, "compute-01"), RedfishPower()  # one driver: its login is reused
+    assert driver.power_state(target) == ON
+    driver.power_off(target)
+    assert reads_off(driver, target) == OFF
+    driver.power_off(target)  # already off: harmless, and it stays off
     assert reads_off(RedfishPower(), target) == OFF
 
 
@@ -126,9 +126,9 @@ def test_redfish_verifies_tls_by_default_and_trusts_a_ca_bundle(redfish_tls, cap
 
 
 def test_a_redfish_bmc_that_accepts_force_off_but_stays_on_never_reads_off(redfish_stuck):
-    target = redfish(redfish_stuck, "compute-01")
-    RedfishPower().power_off(target)  # 204, as if done
-    reads = [RedfishPower().power_state(target) for _ in range(10)]
+    target, driver = redfish(redfish_stuck, "compute-01"), RedfishPower()
+    driver.power_off(target)  # 204, as if done
+    reads = [driver.power_state(target) for _ in range(10)]
     assert reads == [ON] * 10
 
 

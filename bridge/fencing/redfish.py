@@ -9,6 +9,9 @@ target.address is the BMC's URL (https:// when no scheme is given). Options:
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 from bridge.fencing.base import OFF, ON, UNKNOWN, FenceTarget
 from bridge.fencing.bmccall import bounded, failure
 
@@ -24,11 +27,16 @@ def base_url(address: str) -> str:
 class RedfishPower:
     name = "redfish"
 
+    def __init__(self):
+        # the system found at login, per target: a read is then one GET, a ForceOff one POST
+        self._systems: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
     def power_off(self, target: FenceTarget) -> None:
         def force_off():
             import sushy
 
-            system = self._system(target)
+            system = self._system(target, fresh=False)
             try:
                 system.reset_system(sushy.ResetType.FORCE_OFF)
             except sushy.exceptions.HTTPError as e:
@@ -39,13 +47,41 @@ class RedfishPower:
                 if system.power_state != sushy.PowerState.OFF:
                     raise
 
-        bounded(target, "power off", force_off)
+        self._forgetting_on_error(target, "power off", force_off)
 
     def power_state(self, target: FenceTarget) -> str:
-        return bounded(target, "power state",
-                       lambda: _STATES.get(getattr(self._system(target).power_state, "value", None), UNKNOWN))
+        return self._forgetting_on_error(target, "power state", lambda: _STATES.get(
+            getattr(self._system(target, fresh=True).power_state, "value", None), UNKNOWN))
 
-    def _system(self, target: FenceTarget):
+    def _forgetting_on_error(self, target: FenceTarget, what: str, call):
+        """bounded(call); after a failure the next call logs in afresh (a BMC reset, a lost session)."""
+        try:
+            return bounded(target, what, call)
+        except Exception:
+            with self._lock:
+                self._systems.pop(self._key(target), None)
+            raise
+
+    @staticmethod
+    def _key(target: FenceTarget) -> tuple:
+        password = target.password.reveal() if target.password else ""
+        return (target.address, target.username, hashlib.sha256(password.encode()).hexdigest(),
+                tuple(sorted((k, str(v)) for k, v in target.options.items())), target.timeout)
+
+    def _system(self, target: FenceTarget, fresh: bool):
+        """The target's ComputerSystem; fresh: its state read now, not at login."""
+        key = self._key(target)
+        with self._lock:
+            system = self._systems.get(key)
+        if system is None:
+            system = self._login(target)
+            with self._lock:
+                self._systems[key] = system
+        elif fresh:
+            system.refresh(force=True)
+        return system
+
+    def _login(self, target: FenceTarget):
         import sushy  # on first use: importing it costs every CLI command a quarter second
         from sushy import auth as sushy_auth
 
