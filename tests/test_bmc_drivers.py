@@ -228,14 +228,24 @@ def test_fence_ipmilan_against_a_bmc_that_never_answers_is_a_fence_error():
         FenceAgentPower().power_state(target)
 
 
+def fence_redfish(emulator: RedfishEmulator, system: str, **options) -> FenceTarget:
+    return FenceTarget(system, "fence_agent", "127.0.0.1", "admin", Secret(emulator.password),
+                       {"agent": "fence_redfish", "ipport": emulator.port,
+                        "systems_uri": f"/redfish/v1/Systems/{system_uuid(system)}", **options}, timeout=30)
+
+
 def test_fence_redfish_over_tls_powers_off_the_emulator(redfish_tls, agent_cmdlines):
-    target = FenceTarget("compute-03", "fence_agent", "127.0.0.1", "admin", Secret(redfish_tls.password),
-                         {"agent": "fence_redfish", "ipport": redfish_tls.port, "ssl_insecure": True,
-                          "systems_uri": f"/redfish/v1/Systems/{system_uuid('compute-03')}"}, timeout=30)
+    target = fence_redfish(redfish_tls, "compute-03", ssl_insecure=True)
     assert FenceAgentPower().power_state(target) == ON
     FenceAgentPower().power_off(target)
     assert reads_off(FenceAgentPower(), target) == OFF
     assert not any(redfish_tls.password.encode() in line for line in agent_cmdlines)
+
+
+def test_fence_redfish_verifies_the_bmc_certificate_with_a_ca_bundle(redfish_tls):
+    with pytest.raises(FenceError, match="agent exited 1"):
+        FenceAgentPower().power_state(fence_redfish(redfish_tls, "compute-04"))  # self-signed: refused
+    assert FenceAgentPower().power_state(fence_redfish(redfish_tls, "compute-04", ca_bundle=str(redfish_tls.ca_file))) == ON
 
 
 # ---- ironic --------------------------------------------------------------------------------

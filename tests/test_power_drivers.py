@@ -270,6 +270,17 @@ def test_options_that_could_change_what_the_agent_does_are_refused(options, refu
         stdin_lines(agent_target(**options), "off")
 
 
+def test_a_ca_bundle_reaches_the_agent_as_requests_ca_bundle_not_on_stdin(fake_agent, tmp_path):
+    calls = fake_agent("print('Status: ON')")
+    (tmp_path / "ca.pem").write_text("")
+    assert FenceAgentPower().power_state(agent_target(ca_bundle=str(tmp_path / "ca.pem"))) == ON
+    (call,) = calls()
+    assert call["env"]["REQUESTS_CA_BUNDLE"] == str(tmp_path / "ca.pem")
+    assert "ca_bundle" not in call["stdin"]
+    with pytest.raises(FenceError, match="ca_bundle must be the absolute path of a CA file, not 'ca.pem'"):
+        FenceAgentPower().power_state(agent_target(ca_bundle="ca.pem"))
+
+
 def test_an_address_or_username_cannot_add_a_line():
     bad = FenceTarget("compute-01", "fence_agent", "10.0.0.5\naction=on", "admin", Secret(PASSWORD),
                       {"agent": "fence_fake"})
