@@ -269,6 +269,17 @@ def test_ironic_powers_off_a_node_and_reads_back_off(ironic):
     assert reads_off(IronicPower(), target) == OFF
 
 
+def test_ironic_through_a_clouds_yaml_cloud(ironic, tmp_path, monkeypatch):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(f"clouds:\n  lab:\n    auth_type: none\n    baremetal_endpoint_override: {ironic.url}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    target = FenceTarget("compute-02", "ironic", None, options={"node": "compute-02", "cloud": "lab"}, timeout=15)
+    driver = IronicPower()
+    assert driver.power_state(target) == ON
+    driver.power_off(target)
+    assert reads_off(driver, target) == OFF
+
+
 def test_ironic_an_unknown_node_is_a_fence_error_naming_it(ironic):
     with pytest.raises(FenceError, match="ironic power off of compute-09 .*Node compute-09 could not be found"):
         IronicPower().power_off(ironic_node(ironic, "compute-09"))

@@ -10,10 +10,9 @@ target.address is the BMC's URL (https:// when no scheme is given). Options:
 from __future__ import annotations
 
 import hashlib
-import threading
 
 from bridge.fencing.base import OFF, ON, UNKNOWN, FenceTarget
-from bridge.fencing.bmccall import bounded, failure
+from bridge.fencing.bmccall import Kept, failure
 
 # sushy's PowerState values; PoweringOn/Off: the host may still run, so it counts as on (never proof)
 _STATES = {"Off": OFF, "On": ON, "PoweringOn": ON, "PoweringOff": ON}
@@ -28,9 +27,7 @@ class RedfishPower:
     name = "redfish"
 
     def __init__(self):
-        # the system found at login, per target: a read is then one GET, a ForceOff one POST
-        self._systems: dict[tuple, object] = {}
-        self._lock = threading.Lock()
+        self._systems = Kept()  # the system found at login: a read is then one GET, a ForceOff one POST
 
     def power_off(self, target: FenceTarget) -> None:
         def force_off():
@@ -47,20 +44,11 @@ class RedfishPower:
                 if system.power_state != sushy.PowerState.OFF:
                     raise
 
-        self._forgetting_on_error(target, "power off", force_off)
+        self._systems.call(self._key(target), target, "power off", force_off)
 
     def power_state(self, target: FenceTarget) -> str:
-        return self._forgetting_on_error(target, "power state", lambda: _STATES.get(
+        return self._systems.call(self._key(target), target, "power state", lambda: _STATES.get(
             getattr(self._system(target, fresh=True).power_state, "value", None), UNKNOWN))
-
-    def _forgetting_on_error(self, target: FenceTarget, what: str, call):
-        """bounded(call); after a failure the next call logs in afresh (a BMC reset, a lost session)."""
-        try:
-            return bounded(target, what, call)
-        except Exception:
-            with self._lock:
-                self._systems.pop(self._key(target), None)
-            raise
 
     @staticmethod
     def _key(target: FenceTarget) -> tuple:
@@ -70,14 +58,8 @@ class RedfishPower:
 
     def _system(self, target: FenceTarget, fresh: bool):
         """The target's ComputerSystem; fresh: its state read now, not at login."""
-        key = self._key(target)
-        with self._lock:
-            system = self._systems.get(key)
-        if system is None:
-            system = self._login(target)
-            with self._lock:
-                self._systems[key] = system
-        elif fresh:
+        system, made = self._systems.get(self._key(target), lambda: self._login(target))
+        if fresh and not made:
             system.refresh(force=True)
         return system
 
