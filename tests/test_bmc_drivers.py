@@ -70,7 +70,7 @@ def redfish_tls(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def redfish_stuck(tmp_path_factory):
-    yield from _emulator(tmp_path_factory, "redfish-stuck", instant=True, stuck_on=True)
+    yield from _emulator(tmp_path_factory, "redfish-stuck", instant=True, stuck_on=True, tls=True)  # tls: fence_redfish
 
 
 def redfish(emulator: RedfishEmulator, system: str, password: str | None = None, **options) -> FenceTarget:
@@ -126,7 +126,7 @@ def test_redfish_verifies_tls_by_default_and_trusts_a_ca_bundle(redfish_tls, cap
 
 
 def test_a_redfish_bmc_that_accepts_force_off_but_stays_on_never_reads_off(redfish_stuck):
-    target, driver = redfish(redfish_stuck, "compute-01"), RedfishPower()
+    target, driver = redfish(redfish_stuck, "compute-01", ca_bundle=str(redfish_stuck.ca_file)), RedfishPower()
     driver.power_off(target)  # 204, as if done
     reads = [driver.power_state(target) for _ in range(10)]
     assert reads == [ON] * 10
@@ -240,6 +240,22 @@ def test_fence_redfish_over_tls_powers_off_the_emulator(redfish_tls, agent_cmdli
     FenceAgentPower().power_off(target)
     assert reads_off(FenceAgentPower(), target) == OFF
     assert not any(redfish_tls.password.encode() in line for line in agent_cmdlines)
+
+
+def test_fence_redfish_wrong_credentials_are_a_fence_error_without_the_password(redfish_tls, caplog):
+    target = fence_redfish(redfish_tls, "compute-05", ssl_insecure=True)
+    wrong = "wrong-" + redfish_tls.password
+    with pytest.raises(FenceError, match="fence_agent power off of compute-05 at 127.0.0.1: agent exited 1") as e:
+        FenceAgentPower().power_off(replace(target, password=Secret(wrong)))
+    no_secret_anywhere(wrong, e.value, caplog)
+    assert FenceAgentPower().power_state(target) == ON
+
+
+def test_fence_redfish_against_a_bmc_that_never_reads_off_fails_and_reads_on(redfish_stuck):
+    target = fence_redfish(redfish_stuck, "compute-02", ssl_insecure=True, power_timeout=2)
+    with pytest.raises(FenceError, match="agent exited 1"):
+        FenceAgentPower().power_off(target)  # the agent waits for off, which never comes
+    assert FenceAgentPower().power_state(target) == ON
 
 
 def test_fence_redfish_verifies_the_bmc_certificate_with_a_ca_bundle(redfish_tls):
