@@ -20,6 +20,7 @@ from bridge.fencing.fence_agent import FenceAgentPower, stdin_lines
 from bridge.fencing.ipmi import IpmiPower, host_port
 from bridge.fencing.ironic import IronicPower
 from bridge.fencing.redfish import RedfishPower, base_url
+from tests.harness.procs import wait_until
 
 PASSWORD = "pw-Zq7-never-shown"
 
@@ -357,3 +358,24 @@ def test_redfish_reuses_its_login_and_logs_in_afresh_after_a_failure(monkeypatch
     assert logins.logins == 2
     assert driver.power_state(target(timeout=9)) == ON  # another target (here: its time-out), its own login
     assert logins.logins == 3
+
+
+def test_a_forgotten_login_is_finalised_outside_the_callers_thread(monkeypatch):
+    finalised_in = []
+
+    class Login:
+        power_state = sushy.PowerState.ON
+
+        def refresh(self, force=False):
+            raise sushy.exceptions.ConnectionError(url="https://bmc", error="reset by peer")
+
+        def __del__(self):  # sushy logs out here: a call to the BMC that failed a moment ago
+            finalised_in.append(threading.current_thread())
+
+    monkeypatch.setattr(RedfishPower, "_login", lambda driver, t: Login())
+    driver = RedfishPower()
+    driver.power_state(target())
+    with pytest.raises(FenceError):
+        driver.power_state(target())
+    wait_until("the forgotten login finalised", lambda: finalised_in)
+    assert finalised_in[0] is not threading.current_thread()

@@ -74,6 +74,8 @@ class Kept:
         try:
             return bounded(target, what, call)
         except FenceError:
+            # its last reference goes with a thread of its own (never a name here): its finaliser
+            # may call the BMC (sushy logs out), and that must not hold up the caller
             with self._lock:
-                self._objects.pop(key, None)
+                threading.Thread(target=lambda kept: None, args=(self._objects.pop(key, None),), daemon=True).start()
             raise
