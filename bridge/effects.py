@@ -23,11 +23,18 @@ class Effect:
 class FenceRequest(Effect):
     """Ask the fencing driver to power the host off (a person, for the manual driver)."""
 
+    method: str = "manual"  # the driver's name
+    index: int = 0  # which of the host's fencing methods
+    attempt: int = 0  # which attempt of that method, from 0
+
 
 @dataclass(frozen=True)
 class FenceCheck(Effect):
     """Ask the fencing driver for proof: a power state read back, or a confirmation."""
 
+    method: str = "manual"
+    index: int = 0
+    attempt: int = 0
     mutates: ClassVar[bool] = False
 
 
@@ -71,6 +78,7 @@ class Outcome:
     note: str | None = None  # for the timeline; None records nothing
     detail: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    shadow: bool = False  # shadow mode: nothing was done; note and detail say what would have been
     error: str | None = None  # the adapter failed (attempts exhausted, refused)
     proof: Evidence | None = None  # FenceCheck: the host is fenced, and this proves it
     refused: str | None = None  # FenceCheck: the driver cannot fence this host

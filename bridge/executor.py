@@ -3,12 +3,19 @@
 Dry-run is decided here and nowhere else (`Executor.dry_run`): an incident opened in
 dry-run, or a bridge configured so, or no cloud at all. Adapters are told, and change
 nothing when told so.
+
+Shadow mode (`mode: shadow`) is decided here too, and goes further: no effect that changes
+anything is carried out at all, dry-run or not. Nova's service is read, and the outcome
+records the plan (the host, the fencing driver, the Nova calls that would follow); decide()
+then holds the incident (gate "shadow") with that plan on its timeline.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
+from bridge import metrics
 from bridge.effects import Disable, Effect, FenceCheck, FenceRequest, ForceDown, Outcome
 from bridge.fencing import FencingDriver
 from bridge.incidents import Facts, Incident
@@ -16,10 +23,11 @@ from bridge.nova import CallRecord, Nova, NovaError
 
 
 class Executor:
-    def __init__(self, *, dry_run: bool, nova: Nova | None, fencing: FencingDriver):
+    def __init__(self, *, dry_run: bool, nova: Nova | None, fencing: FencingDriver, shadow: bool = False):
         self.configured_dry_run = dry_run
         self.nova = nova
         self.fencing = fencing
+        self.shadow = shadow
 
     def dry_run(self, incident: Incident) -> bool:
         """The one place that says whether effects may change the world."""
@@ -27,10 +35,29 @@ class Executor:
 
     def run(self, effect: Effect, facts: Facts) -> Outcome:
         handler = HANDLERS[type(effect)]  # a type without a handler is a bug: tests/test_executor.py
+        if self.shadow and effect.mutates:
+            return self._plan(effect)  # nothing changes; nothing to count
+        started = time.monotonic()
         try:
-            return handler(self, effect, facts, self.dry_run(facts.incident))
+            outcome = handler(self, effect, facts, self.dry_run(facts.incident))
         except NovaError as exc:
-            return Outcome(effect, error=str(exc), detail={"attempts": exc.attempts})
+            outcome = Outcome(effect, error=str(exc), detail={"attempts": exc.attempts})
+        metrics.effect_done(effect, outcome, time.monotonic() - started)
+        return outcome
+
+    def _plan(self, effect: Effect) -> Outcome:
+        """Shadow mode: what this effect and those after it would do; Nova is only read."""
+        would = {FenceRequest: ["fence", "force_down", "disable"], ForceDown: ["force_down", "disable"],
+                 Disable: ["disable"]}.get(type(effect), [type(effect).__name__])
+        plan = {"shadow": True, "host": effect.host, "would": would, "driver": getattr(effect, "method", None)}
+        if self.nova is not None:
+            try:  # a dry-run force-down reads the service and says whether the call would be needed
+                plan["nova"] = self.nova.force_down(effect.host, dry_run=True).as_detail()
+            except NovaError as exc:
+                plan["nova_error"] = str(exc)
+        steps = ", then ".join(f"fence it with driver {plan['driver']}" if w == "fence" else f"nova {w}"
+                               for w in would)
+        return Outcome(effect, f"shadow: would {steps} on {effect.host}", plan, shadow=True)
 
     # ---- handlers ------------------------------------------------------------------------
 

@@ -29,15 +29,16 @@ CLOSED = "closed"
 # The whole lifecycle: state -> the states decide() may move it to. README draws it.
 TRANSITIONS: dict[str, frozenset[str]] = {
     SUSPECTED: frozenset({FENCING, CANCELLED, HELD, CLOSED}),
-    FENCING: frozenset({FENCED, CANCELLED, HELD, FAILED, CLOSED}),
+    # fencing -> fencing: the next attempt of a method, or the host's next method
+    FENCING: frozenset({FENCING, FENCED, CANCELLED, HELD, FAILED, CLOSED}),
     FENCED: frozenset({FORCED_DOWN, HELD, CLOSED}),
     FORCED_DOWN: frozenset({NOVA_DOWN, HELD, CLOSED}),
     NOVA_DOWN: frozenset({OUT_OF_SERVICE, HELD, CLOSED}),
     # the host stays out until a person returns it (or closes the incident)
     OUT_OF_SERVICE: frozenset({CLOSED}),
     # a person's retry resumes where it stopped (a fencing wait starts again)
-    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
-    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CLOSED}),
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CANCELLED, CLOSED}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, CANCELLED, CLOSED}),
     CANCELLED: frozenset(),
     CLOSED: frozenset(),
 }
@@ -54,6 +55,10 @@ RESUME = {FENCING: SUSPECTED}
 
 RETRY = "retry"
 CLOSE = "close"
+APPROVE = "approve"  # release one gate for this incident (and retry, if held)
+CANCEL = "cancel"  # call it off before the host is fenced
+
+MANUAL = "manual"  # a person confirms: the fencing method every host has when it has no other
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,20 @@ class Incident:
     fence_deadline: datetime | None = None
     resume_state: str | None = None
     proof_id: int | None = None
+    # which of the host's fencing methods is being tried, and its attempt (from 0); in
+    # FENCING, fence_deadline None means this attempt's power-off is not yet requested
+    fence_method: int = 0
+    fence_attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to fence a host, as decide() needs to know it: the driver's name, the seconds
+    one attempt may take, and how many more attempts follow a failed one."""
+
+    name: str
+    timeout: float
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,13 +103,15 @@ class Policy:
     fencing_timeout: float = 300
     on_timeout: str = HELD  # HELD | FAILED
     reason_prefix: str = "nova-hostdown-bridge"
+    gates: gates.Limits = gates.Limits()
 
 
 @dataclass(frozen=True)
 class OperatorAction:
-    kind: str  # RETRY | CLOSE
+    kind: str  # RETRY | CLOSE | APPROVE | CANCEL
     actor: str
     reason: str
+    gate: str | None = None  # APPROVE: the gate it releases
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,16 @@ class Facts:
     action: OperatorAction | None = None  # a person asks for this now
     busy: bool = False  # a worker is in the middle of a step on this incident
     outcome: Outcome | None = None  # of the effect the last decision named
+    plan: tuple[Method, ...] = ()  # the host's fencing methods, tried in order; () = manual only
+
+    @property
+    def methods(self) -> tuple[Method, ...]:
+        return self.plan or (Method(MANUAL, self.policy.fencing_timeout),)
+
+    # what the gates read (bridge/gating.py gathers them), and the gates approved for this incident
+    fleet: gates.Fleet = gates.Fleet()
+    host: gates.HostView = gates.HostView()
+    approvals: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,6 +144,7 @@ class Decision:
     effect: Effect | None = None  # carry this out, then decide again with its outcome
     due_at: datetime | None = None  # when to look again; None waits for an event
     fence_deadline: datetime | None = None
+    fence_step: tuple[int, int] | None = None  # (method, attempt) set with fence_deadline, even to None
     resume_state: str | None = None  # where a retry resumes (set on hold)
     last_error: str | None = None
     proof: Evidence | None = None  # becomes the incident's proof with this transition
@@ -139,6 +171,14 @@ def _hold(facts: Facts, why: str, to_state: str = HELD, **detail) -> Decision:
     return Decision(to_state, why, resume_state=state, last_error=why, detail=detail)
 
 
+def _gated(facts: Facts, verdict: gates.Verdict) -> Decision:
+    """A gate said no: wait when it only says "not yet", else hold, naming the gate."""
+    if verdict.until is not None:
+        return Decision(None, f"gate {verdict.gate}: {verdict.reason}", due_at=verdict.until,
+                        detail={"gate": verdict.gate, "waiting": True})
+    return _hold(facts, f"gate {verdict.gate}: {verdict.reason}", gate=verdict.gate)
+
+
 def decide(facts: Facts) -> Decision:
     if facts.action is not None:
         return _operator(facts)
@@ -156,15 +196,13 @@ def decide(facts: Facts) -> Decision:
         return _after(facts, facts.outcome)
     if state in CANCELLABLE and facts.signals.firing_total == 0 and facts.proof is None:
         return Decision(CANCELLED, "every alert resolved before the host was fenced")
-    if state == SUSPECTED:
-        return Decision(None, "host down: fencing requested", effect=FenceRequest(inc.host))
+    if state == SUSPECTED:  # fencing starts with the host's first method, whatever came before
+        closed = gates.first_closed(facts, gates.BEFORE_FENCING)
+        if closed is not None:
+            return _gated(facts, closed)
+        return Decision(None, "host down: fencing requested", effect=_fence(FenceRequest, facts, 0, 0))
     if state == FENCING:
-        if facts.proof is not None and gates.fencing_proof(facts).passed:
-            return Decision(FENCED, f"fenced: {describe(facts.proof)}", due_at=facts.now, proof=facts.proof)
-        if inc.fence_deadline is not None and facts.now >= inc.fence_deadline:
-            return _hold(facts, f"no fencing proof within {facts.policy.fencing_timeout:g}s: Nova left untouched",
-                         to_state=facts.policy.on_timeout)
-        return Decision(None, "waiting for fencing proof", effect=FenceCheck(inc.host), due_at=inc.fence_deadline)
+        return _fencing(facts)
     closed = gates.first_closed(facts)
     if closed is not None:
         return _hold(facts, closed.reason, gate=closed.gate)
@@ -180,7 +218,6 @@ def decide(facts: Facts) -> Decision:
 
 # what each effect's success leads to
 _DONE = {
-    FenceRequest: (FENCING, "host down: fencing requested"),
     ForceDown: (FORCED_DOWN, "nova-compute service forced down"),
     Disable: (NOVA_DOWN, "nova-compute service disabled"),
 }
@@ -188,40 +225,123 @@ _DONE = {
 
 def _after(facts: Facts, outcome: Outcome) -> Decision:
     """The decision once the named effect has been carried out."""
-    inc, effect = facts.incident, outcome.effect
+    effect = outcome.effect
+    if outcome.shadow:  # the executor ran it in shadow mode: the plan is recorded, nothing changed
+        return _hold(facts, f"shadow mode, nothing done: {outcome.note}", gate="shadow", **outcome.detail)
+    if isinstance(effect, (FenceRequest, FenceCheck)):
+        return _after_fencing(facts, outcome)
     if outcome.error is not None:
         return _hold(facts, outcome.error, **outcome.detail)
-    if isinstance(effect, FenceCheck):
-        if inc.state != FENCING:
-            return Decision(None, "fencing check no longer needed", due_at=facts.now)
-        if outcome.refused is not None:
-            return _hold(facts, f"fencing refused: {outcome.refused}")
-        proof = outcome.proof
-        if proof is not None and proof.host == inc.host and proof.incident_id in (None, inc.id):
-            proof = Evidence(proof.id, inc.id, proof.host, proof.kind, proof.actor, proof.reason, proof.at,
-                             proof.detail)
-            return Decision(FENCED, f"fenced: {describe(proof)}", due_at=facts.now, proof=proof)
-        recheck = [t for t in (outcome.recheck_at, inc.fence_deadline) if t is not None]
-        return Decision(None, "waiting for fencing proof", due_at=min(recheck) if recheck else None)
     to_state, cause = _DONE[type(effect)]  # decide() checked it is this step's effect, gates passed
     if outcome.dry_run and effect.mutates:
         cause += " (dry-run: Nova not called)" if effect.touches_nova else " (dry-run)"
-    if isinstance(effect, FenceRequest):
-        deadline = facts.now + timedelta(seconds=facts.policy.fencing_timeout)
-        return Decision(to_state, cause, due_at=facts.now, fence_deadline=deadline)
     return Decision(to_state, cause, due_at=facts.now)
+
+
+# ---- fencing: the host's methods in order, each with its own time-out and retries ----------
+
+def _fence(effect_type, facts: Facts, method: int, attempt: int):
+    return effect_type(facts.incident.host, method=facts.methods[method].name, index=method, attempt=attempt)
+
+
+def _attempt_name(facts: Facts, method: int, attempt: int) -> str:
+    m = facts.methods[method]
+    return f"{m.name} (method {method + 1}/{len(facts.methods)}, attempt {attempt + 1}/{m.retries + 1})"
+
+
+def _attempt_detail(facts: Facts, method: int, attempt: int, detail: dict, **more) -> dict:
+    """What the timeline keeps of an attempt (bridge.fencing.audit lists them): the outcome's
+    detail (target, never a secret; what was requested; times) and which attempt it was."""
+    return {**detail, "driver": facts.methods[method].name, "method": method + 1, "attempt": attempt + 1, **more}
+
+
+def _fencing(facts: Facts) -> Decision:
+    inc = facts.incident
+    if facts.proof is not None and gates.fencing_proof(facts).passed:
+        return Decision(FENCED, f"fenced: {describe(facts.proof)}", due_at=facts.now, proof=facts.proof)
+    if inc.fence_method >= len(facts.methods):  # the host's methods changed in the config meanwhile
+        return _hold(facts, f"no fencing method {inc.fence_method + 1} for {inc.host} any more: Nova left untouched")
+    if inc.fence_deadline is None:  # this attempt's power-off is not requested yet
+        return Decision(None, "fencing: next attempt", effect=_fence(FenceRequest, facts, inc.fence_method,
+                                                                      inc.fence_attempt))
+    if facts.now >= inc.fence_deadline:
+        method = facts.methods[inc.fence_method]
+        return _attempt_failed(facts, inc.fence_method, inc.fence_attempt,
+                               f"no fencing proof within {method.timeout:g}s", timed_out=True)
+    return Decision(None, "waiting for fencing proof", effect=_fence(FenceCheck, facts, inc.fence_method,
+                                                                     inc.fence_attempt),
+                    due_at=inc.fence_deadline)
+
+
+def _after_fencing(facts: Facts, outcome: Outcome) -> Decision:
+    inc, effect = facts.incident, outcome.effect
+    if inc.state != FENCING and isinstance(effect, FenceCheck):
+        return Decision(None, "fencing check no longer needed", due_at=facts.now)
+    if outcome.refused is not None:  # this method cannot fence this host: no use trying it again
+        return _attempt_failed(facts, effect.index, effect.attempt, f"refused: {outcome.refused}",
+                               detail=outcome.detail, whole_method=True)
+    if outcome.error is not None:
+        return _attempt_failed(facts, effect.index, effect.attempt, outcome.error, detail=outcome.detail)
+    if isinstance(effect, FenceRequest):
+        cause = f"fencing requested: {_attempt_name(facts, effect.index, effect.attempt)}"
+        if outcome.dry_run:
+            cause += " (dry-run)"
+        deadline = facts.now + timedelta(seconds=facts.methods[effect.index].timeout)
+        return Decision(FENCING, cause, due_at=facts.now, fence_deadline=deadline,
+                        fence_step=(effect.index, effect.attempt),
+                        detail=_attempt_detail(facts, effect.index, effect.attempt, outcome.detail,
+                                               result="dry-run" if outcome.dry_run else "requested"))
+    proof = outcome.proof
+    if proof is not None and proof.host == inc.host and proof.incident_id in (None, inc.id):
+        proof = Evidence(proof.id, inc.id, proof.host, proof.kind, proof.actor, proof.reason, proof.at,
+                         proof.detail)
+        return Decision(FENCED, f"fenced: {describe(proof)}", due_at=facts.now, proof=proof)
+    recheck = [t for t in (outcome.recheck_at, inc.fence_deadline) if t is not None]
+    return Decision(None, "waiting for fencing proof", due_at=min(recheck) if recheck else None)
+
+
+def _attempt_failed(facts: Facts, method: int, attempt: int, why: str, *, detail: dict | None = None,
+                    timed_out: bool = False, whole_method: bool = False) -> Decision:
+    """This attempt failed: the method's next attempt, else the host's next method, else a
+    person (on_timeout when the last attempt ran out of time, held otherwise)."""
+    failed = f"{_attempt_name(facts, method, attempt)} failed: {why}"
+    detail = _attempt_detail(facts, method, attempt, detail or {}, result="failed", error=why)
+    if not whole_method and attempt < facts.methods[method].retries:
+        step = (method, attempt + 1)
+    elif method + 1 < len(facts.methods):
+        step = (method + 1, 0)
+    else:
+        to_state = facts.policy.on_timeout if timed_out else HELD
+        return _hold(facts, f"{why}: Nova left untouched (no fencing method left after "
+                            f"{_attempt_name(facts, method, attempt)})", to_state=to_state, **detail)
+    return Decision(FENCING, f"{failed}; next: {_attempt_name(facts, *step)}", due_at=facts.now,
+                    fence_deadline=None, fence_step=step, last_error=failed, detail=detail)
 
 
 def _operator(facts: Facts) -> Decision:
     inc, action = facts.incident, facts.action
-    said = f"{action.kind} by {action.actor}: {action.reason}"
+    said = f"{action.kind}{f' gate {action.gate}' if action.gate else ''} by {action.actor}: {action.reason}"
     if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
         return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
     if action.kind == CLOSE:
         if inc.state in TERMINAL:
             return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
         return Decision(CLOSED, said)
-    if action.kind == RETRY:
+    if action.kind == CANCEL:
+        if inc.state in TERMINAL or inc.proof_id is not None or CANCELLED not in TRANSITIONS[inc.state]:
+            return Decision(None, said, refused=f"incident {inc.id} is {inc.state}"
+                                                f"{' with fencing proof' if inc.proof_id else ''}; "
+                                                "only one not yet fenced can be cancelled (close ends any)")
+        return Decision(CANCELLED, said)
+    if action.kind == APPROVE:
+        if action.gate not in gates.APPROVABLE:
+            return Decision(None, said, refused=f"gate {action.gate!r} cannot be approved; "
+                                                f"one of: {', '.join(sorted(gates.APPROVABLE))}")
+        if inc.state in TERMINAL:
+            return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        if inc.state not in WAITING_FOR_PERSON:
+            return Decision(None, said)  # recorded; it counts when the gate is next checked
+    if action.kind in (RETRY, APPROVE):
         if inc.state not in WAITING_FOR_PERSON:
             return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
                                                 "only held or failed ones can be retried")

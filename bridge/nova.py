@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import tenacity
@@ -54,10 +55,20 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (ksa.ClientException, ConnectionError, TimeoutError))
 
 
+def _heartbeat(text: str | None) -> datetime | None:
+    """Nova's updated_at: ISO 8601 in UTC, written without an offset."""
+    if not text:
+        return None
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def service_info(svc) -> dict[str, Any]:
     return {
         "host": svc.host, "service_id": str(svc.id), "state": svc.state, "status": svc.status,
         "forced_down": bool(svc.is_forced_down), "zone": svc.availability_zone,
+        # for the gates: who disabled it, and its last heartbeat
+        "disabled_reason": svc.disabled_reason, "updated_at": _heartbeat(getattr(svc, "updated_at", None)),
     }
 
 
@@ -104,6 +115,14 @@ class Nova:
     def compute_services(self) -> list[dict[str, Any]]:
         services, _ = self._retrying("list services", lambda: list(self.conn.compute.services(binary="nova-compute")))
         return [service_info(s) for s in services]
+
+    def hypervisor_hostname(self, host: str) -> str | None:
+        """The name of the hypervisor the host's nova-compute service runs (for an Ironic-managed
+        host, its node), or None if Nova lists none."""
+        names, _ = self._retrying(f"find hypervisor of {host}", lambda: [
+            h.name for h in self.conn.compute.hypervisors(details=True)
+            if (h.service_details or {}).get("host") == host])
+        return names[0] if names else None
 
     def _service(self, host: str):
         found, attempts = self._retrying(

@@ -3,7 +3,7 @@
 A webhook token is counted per source, an admin token across the operator API. Counters live
 in each worker process's memory, so the whole server allows up to server.workers times the rate.
 A shed webhook request gets its source's server.rate_limit.shed_status (the status that source
-retries), an admin request 429. Shed requests are logged and counted on /metrics.
+retries), an admin request 429. Shed requests are logged and counted on /metrics (hostdown_bridge_requests_shed_total).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 
 from flask import Flask, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
-from prometheus_client import Counter
 
+from bridge import metrics
 from bridge.api.context import bearer
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def _source() -> str:
     return (request.view_args or {}).get("source", "")
 
 
-def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Counter:
+def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> None:
     # Retry-After is set below, on refusals only: flask-limiter's own header goes on every
     # answer and rounds down, to 0 in a window's last second
     limiter = Limiter(_caller, app=app, storage_uri="memory://", headers_enabled=False,
@@ -44,9 +44,6 @@ def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Co
         limiter.shared_limit(rates["webhook"], scope="webhook")(blueprint)
     for blueprint in admin_blueprints:
         limiter.shared_limit(rates["admin"], scope="admin")(blueprint)
-    # not in the global registry: each app (one per worker process) counts its own
-    shed = Counter("hostdown_bridge_requests_shed", "Requests refused over server.rate_limit, "
-                   "in this worker process", ["api", "source"], registry=None)
 
     @app.errorhandler(RateLimitExceeded)
     def _shed(exc: RateLimitExceeded):
@@ -59,7 +56,7 @@ def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Co
             status = rates["shed_status"].get(source, 429)
         else:
             api, source, status = "admin", "", 429
-        shed.labels(api, source).inc()
+        metrics.SHED.labels(api, source).inc()
         log.warning("shed %s request%s over server.rate_limit (%s): %d, retry after %d s", api,
                     f" from {source}" if source else "", exc.description, status, retry_after)
         response = jsonify(error="Service Unavailable" if status == 503 else "Too Many Requests",
@@ -67,5 +64,3 @@ def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Co
         response.status_code = status
         response.headers["Retry-After"] = str(retry_after)
         return response
-
-    return shed

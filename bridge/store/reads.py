@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.rules import HOST_DOWN
+from bridge.signals import FIRING
 from bridge.store.tables import evidence, incidents, signals, timeline
 
 RECENT = 50  # timeline entries and evidence shown with an incident; the rest are paged
@@ -99,3 +100,17 @@ class Reads:
 
     def incident_signals(self, incident_id: int, *, after: int = 0, limit: int = 100) -> list[dict] | None:
         return self._incident_page(signals, incident_id, after, limit)
+
+    def milestones(self, incident_id: int) -> dict:
+        """For the timeline metrics: the incident's first firing alert (its startsAt, when it
+        was stored) and when the incident last became fenced."""
+        with self.reader.connect() as conn:
+            first = conn.execute(sa.select(signals.c.starts_at, signals.c.received_at)
+                                 .where(signals.c.incident_id == incident_id, signals.c.status == FIRING)
+                                 .order_by(signals.c.received_at, signals.c.id).limit(1)).first()
+            fenced_at = conn.execute(sa.select(sa.func.max(timeline.c.at)).where(
+                timeline.c.incident_id == incident_id, timeline.c.to_state == "fenced")).scalar()
+        marks = {"fenced_at": fenced_at}
+        if first is not None:
+            marks.update(starts_at=first.starts_at, received_at=first.received_at)
+        return marks

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bridge.store.database import WriteLock, lock, readers, writing
-from bridge.store.tables import evidence, incidents, signals, timeline
+from bridge.store.tables import approvals, evidence, incidents, signals, timeline
 
 KINDS = ("signals", "incidents", "timeline", "evidence")
 
@@ -102,6 +102,7 @@ def prune(engine: sa.Engine, policy: Retention, now: datetime, *, dry_run: bool 
             # a resolve taken in since may have linked one more signal to an ended incident
             for kind, table in (("signals", signals), ("timeline", timeline), ("evidence", evidence)):
                 done[kind] += conn.execute(table.delete().where(table.c.incident_id.in_(ids))).rowcount
+            conn.execute(approvals.delete().where(approvals.c.incident_id.in_(ids)))  # few: not counted
             done["incidents"] += conn.execute(incidents.delete().where(incidents.c.id.in_(ids))).rowcount
         if len(ids) < policy.batch:
             return done
