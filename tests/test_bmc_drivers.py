@@ -70,7 +70,7 @@ def redfish_tls(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def redfish_stuck(tmp_path_factory):
-    yield from _emulator(tmp_path_factory, "redfish-stuck", instant=True, stuck_on=True)
+    yield from _emulator(tmp_path_factory, "redfish-stuck", instant=True, stuck_on=True, tls=True)  # tls: fence_redfish
 
 
 def redfish(emulator: RedfishEmulator, system: str, password: str | None = None, **options) -> FenceTarget:
@@ -81,11 +81,11 @@ def redfish(emulator: RedfishEmulator, system: str, password: str | None = None,
 @pytest.mark.parametrize("emulator", ["redfish_instant", "redfish_delayed"])
 def test_redfish_force_off_then_reads_back_off(request, emulator):
     emulator = request.getfixturevalue(emulator)
-    target = redfish(emulator, "compute-01")
-    assert RedfishPower().power_state(target) == ON
-    RedfishPower().power_off(target)
-    assert reads_off(RedfishPower(), target) == OFF
-    RedfishPower().power_off(target)  # already off: harmless, and it stays off
+    target, driver = redfish(emulator, "compute-01"), RedfishPower()  # one driver: its login is reused
+    assert driver.power_state(target) == ON
+    driver.power_off(target)
+    assert reads_off(driver, target) == OFF
+    driver.power_off(target)  # already off: harmless, and it stays off
     assert reads_off(RedfishPower(), target) == OFF
 
 
@@ -126,9 +126,9 @@ def test_redfish_verifies_tls_by_default_and_trusts_a_ca_bundle(redfish_tls, cap
 
 
 def test_a_redfish_bmc_that_accepts_force_off_but_stays_on_never_reads_off(redfish_stuck):
-    target = redfish(redfish_stuck, "compute-01")
-    RedfishPower().power_off(target)  # 204, as if done
-    reads = [RedfishPower().power_state(target) for _ in range(10)]
+    target, driver = redfish(redfish_stuck, "compute-01", ca_bundle=str(redfish_stuck.ca_file)), RedfishPower()
+    driver.power_off(target)  # 204, as if done
+    reads = [driver.power_state(target) for _ in range(10)]
     assert reads == [ON] * 10
 
 
@@ -228,14 +228,40 @@ def test_fence_ipmilan_against_a_bmc_that_never_answers_is_a_fence_error():
         FenceAgentPower().power_state(target)
 
 
+def fence_redfish(emulator: RedfishEmulator, system: str, **options) -> FenceTarget:
+    return FenceTarget(system, "fence_agent", "127.0.0.1", "admin", Secret(emulator.password),
+                       {"agent": "fence_redfish", "ipport": emulator.port,
+                        "systems_uri": f"/redfish/v1/Systems/{system_uuid(system)}", **options}, timeout=30)
+
+
 def test_fence_redfish_over_tls_powers_off_the_emulator(redfish_tls, agent_cmdlines):
-    target = FenceTarget("compute-03", "fence_agent", "127.0.0.1", "admin", Secret(redfish_tls.password),
-                         {"agent": "fence_redfish", "ipport": redfish_tls.port, "ssl_insecure": True,
-                          "systems_uri": f"/redfish/v1/Systems/{system_uuid('compute-03')}"}, timeout=30)
+    target = fence_redfish(redfish_tls, "compute-03", ssl_insecure=True)
     assert FenceAgentPower().power_state(target) == ON
     FenceAgentPower().power_off(target)
     assert reads_off(FenceAgentPower(), target) == OFF
     assert not any(redfish_tls.password.encode() in line for line in agent_cmdlines)
+
+
+def test_fence_redfish_wrong_credentials_are_a_fence_error_without_the_password(redfish_tls, caplog):
+    target = fence_redfish(redfish_tls, "compute-05", ssl_insecure=True)
+    wrong = "wrong-" + redfish_tls.password
+    with pytest.raises(FenceError, match="fence_agent power off of compute-05 at 127.0.0.1: agent exited 1") as e:
+        FenceAgentPower().power_off(replace(target, password=Secret(wrong)))
+    no_secret_anywhere(wrong, e.value, caplog)
+    assert FenceAgentPower().power_state(target) == ON
+
+
+def test_fence_redfish_against_a_bmc_that_never_reads_off_fails_and_reads_on(redfish_stuck):
+    target = fence_redfish(redfish_stuck, "compute-02", ssl_insecure=True, power_timeout=2)
+    with pytest.raises(FenceError, match="agent exited 1"):
+        FenceAgentPower().power_off(target)  # the agent waits for off, which never comes
+    assert FenceAgentPower().power_state(target) == ON
+
+
+def test_fence_redfish_verifies_the_bmc_certificate_with_a_ca_bundle(redfish_tls):
+    with pytest.raises(FenceError, match="agent exited 1"):
+        FenceAgentPower().power_state(fence_redfish(redfish_tls, "compute-04"))  # self-signed: refused
+    assert FenceAgentPower().power_state(fence_redfish(redfish_tls, "compute-04", ca_bundle=str(redfish_tls.ca_file))) == ON
 
 
 # ---- ironic --------------------------------------------------------------------------------
@@ -257,6 +283,17 @@ def test_ironic_powers_off_a_node_and_reads_back_off(ironic):
     assert reads_off(IronicPower(), target) == OFF
     IronicPower().power_off(target)  # already off: harmless
     assert reads_off(IronicPower(), target) == OFF
+
+
+def test_ironic_through_a_clouds_yaml_cloud(ironic, tmp_path, monkeypatch):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(f"clouds:\n  lab:\n    auth_type: none\n    baremetal_endpoint_override: {ironic.url}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    target = FenceTarget("compute-02", "ironic", None, options={"node": "compute-02", "cloud": "lab"}, timeout=15)
+    driver = IronicPower()
+    assert driver.power_state(target) == ON
+    driver.power_off(target)
+    assert reads_off(driver, target) == OFF
 
 
 def test_ironic_an_unknown_node_is_a_fence_error_naming_it(ironic):

@@ -20,6 +20,7 @@ from bridge.fencing.fence_agent import FenceAgentPower, stdin_lines
 from bridge.fencing.ipmi import IpmiPower, host_port
 from bridge.fencing.ironic import IronicPower
 from bridge.fencing.redfish import RedfishPower, base_url
+from tests.harness.procs import wait_until
 
 PASSWORD = "pw-Zq7-never-shown"
 
@@ -58,7 +59,7 @@ def test_any_library_error_becomes_a_fence_error_without_the_password():
                                          (sushy.PowerState.POWERING_OFF, ON), (sushy.PowerState.POWERING_ON, ON),
                                          (None, UNKNOWN), ("Paused", UNKNOWN)])
 def test_redfish_only_off_reads_as_off(monkeypatch, state, read):
-    monkeypatch.setattr(RedfishPower, "_system", lambda self, t: SimpleNamespace(power_state=state))
+    monkeypatch.setattr(RedfishPower, "_login", lambda self, t: SimpleNamespace(power_state=state))
     assert RedfishPower().power_state(target()) == read
 
 
@@ -270,6 +271,17 @@ def test_options_that_could_change_what_the_agent_does_are_refused(options, refu
         stdin_lines(agent_target(**options), "off")
 
 
+def test_a_ca_bundle_reaches_the_agent_as_requests_ca_bundle_not_on_stdin(fake_agent, tmp_path):
+    calls = fake_agent("print('Status: ON')")
+    (tmp_path / "ca.pem").write_text("")
+    assert FenceAgentPower().power_state(agent_target(ca_bundle=str(tmp_path / "ca.pem"))) == ON
+    (call,) = calls()
+    assert call["env"]["REQUESTS_CA_BUNDLE"] == str(tmp_path / "ca.pem")
+    assert "ca_bundle" not in call["stdin"]
+    with pytest.raises(FenceError, match="ca_bundle must be the absolute path of a CA file, not 'ca.pem'"):
+        FenceAgentPower().power_state(agent_target(ca_bundle="ca.pem"))
+
+
 def test_an_address_or_username_cannot_add_a_line():
     bad = FenceTarget("compute-01", "fence_agent", "10.0.0.5\naction=on", "admin", Secret(PASSWORD),
                       {"agent": "fence_fake"})
@@ -300,13 +312,70 @@ def _http_error(cls, status):
 
 def test_redfish_a_bmc_that_refuses_force_off_of_a_host_already_off_is_no_failure(monkeypatch):
     refusing = _RefusingSystem(_http_error(sushy.exceptions.HTTPError, 409), sushy.PowerState.OFF)
-    monkeypatch.setattr(RedfishPower, "_system", lambda self, t: refusing)
+    monkeypatch.setattr(RedfishPower, "_login", lambda self, t: refusing)
     RedfishPower().power_off(target())
 
 
 @pytest.mark.parametrize("error, after", [(_http_error(sushy.exceptions.HTTPError, 409), sushy.PowerState.ON),
                                           (_http_error(sushy.exceptions.AccessError, 403), sushy.PowerState.OFF)])
 def test_redfish_a_refused_force_off_is_a_fence_error_unless_the_host_reads_off(monkeypatch, error, after):
-    monkeypatch.setattr(RedfishPower, "_system", lambda self, t: _RefusingSystem(error, after))
+    monkeypatch.setattr(RedfishPower, "_login", lambda self, t: _RefusingSystem(error, after))
     with pytest.raises(FenceError, match="redfish power off of compute-01 at 127.0.0.1:1: .*Error: HTTP POST"):
         RedfishPower().power_off(target())
+
+
+class _CountedLogins:
+    """RedfishPower._login stand-in: counts logins; the system it gives fails to refresh when told."""
+
+    def __init__(self):
+        self.logins, self.broken = 0, False
+
+    def __call__(self, driver, target):
+        self.logins += 1
+        outer = self
+
+        class System:
+            power_state = sushy.PowerState.ON
+
+            def refresh(self, force=False):
+                if outer.broken:
+                    raise sushy.exceptions.ConnectionError(url="https://bmc", error="reset by peer")
+
+        return System()
+
+
+def test_redfish_reuses_its_login_and_logs_in_afresh_after_a_failure(monkeypatch):
+    logins = _CountedLogins()
+    monkeypatch.setattr(RedfishPower, "_login", lambda driver, t: logins(driver, t))
+    driver = RedfishPower()
+    assert [driver.power_state(target()) for _ in range(3)] == [ON] * 3
+    assert logins.logins == 1
+    logins.broken = True
+    with pytest.raises(FenceError, match="ConnectionError"):
+        driver.power_state(target())
+    logins.broken = False
+    assert driver.power_state(target()) == ON
+    assert logins.logins == 2
+    assert driver.power_state(target(timeout=9)) == ON  # another target (here: its time-out), its own login
+    assert logins.logins == 3
+
+
+def test_a_forgotten_login_is_finalised_outside_the_callers_thread(monkeypatch):
+    finalised_in = []
+
+    class Login:
+        power_state = sushy.PowerState.ON
+
+        def refresh(self, force=False):
+            raise sushy.exceptions.ConnectionError(url="https://bmc", error="reset by peer")
+
+        def __del__(self):  # sushy logs out here: a call to the BMC that failed a moment ago
+            finalised_in.append(threading.current_thread())
+
+    monkeypatch.setattr(RedfishPower, "_login", lambda driver, t: Login())
+    driver = RedfishPower()
+    driver.power_state(target())
+    with pytest.raises(FenceError):
+        driver.power_state(target())
+    wait_until("the forgotten login finalised", lambda: finalised_in)
+    assert finalised_in[0] is not threading.current_thread()

@@ -48,3 +48,34 @@ def bounded(target: FenceTarget, what: str, call: Callable[[], T]) -> T:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
+
+
+class Kept:
+    """Client objects a driver keeps between calls (a login, a connection), one per key; a failed
+    call forgets its key's, so the next one starts afresh (a BMC reset, a lost session)."""
+
+    def __init__(self):
+        self._objects: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], T]) -> tuple[T, bool]:
+        """(the object kept for key or made now, whether it was made now)."""
+        with self._lock:
+            kept = self._objects.get(key)
+        if kept is not None:
+            return kept, False  # type: ignore[return-value]
+        made = make()
+        with self._lock:
+            self._objects[key] = made
+        return made, True
+
+    def call(self, key: tuple, target: FenceTarget, what: str, call: Callable[[], T]) -> T:
+        """bounded(target, what, call), forgetting key's object if it fails."""
+        try:
+            return bounded(target, what, call)
+        except FenceError:
+            # its last reference goes with a thread of its own (never a name here): its finaliser
+            # may call the BMC (sushy logs out), and that must not hold up the caller
+            with self._lock:
+                threading.Thread(target=lambda kept: None, args=(self._objects.pop(key, None),), daemon=True).start()
+            raise

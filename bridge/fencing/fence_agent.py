@@ -5,7 +5,8 @@ goes as key=value lines on its stdin, the agents' own interface. Only the target
 short list of options reach it, each value checked so that no line can add another.
 Exit codes per the fence-agents convention: 0 success (status: on), 2 status off, else failure.
 
-Options: agent (required, e.g. fence_ipmilan), and any of ALLOWED, passed through.
+Options: agent (required, e.g. fence_ipmilan); ca_bundle, a CA file the agents built on
+python-requests (fence_redfish) verify the BMC's certificate with; any of ALLOWED, passed through.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def stdin_lines(target: FenceTarget, action: str) -> str:
     """The agent's parameters, one key=value a line; FenceError naming a refused option."""
     params = {"action": action, "ip": target.address, "username": target.username}
     for key, value in target.options.items():
-        if key == "agent" or value is None or value is False:
+        if key in ("agent", "ca_bundle") or value is None or value is False:
             continue
         if key not in ALLOWED:
             raise failure(target, "options", f"option {key!r} is not passed to fence agents "
@@ -58,6 +59,13 @@ def stdin_lines(target: FenceTarget, action: str) -> str:
             raise failure(target, "password", "it contains a line break or NUL")
         params["password"] = target.password.reveal()
     return "".join(f"{k}={v}\n" for k, v in params.items() if v is not None)
+
+
+def ca_bundle(target: FenceTarget) -> str:
+    path = str(target.options["ca_bundle"])
+    if not (os.path.isabs(path) and os.path.isfile(path)):
+        raise failure(target, "options", f"ca_bundle must be the absolute path of a CA file, not {path!r}")
+    return path
 
 
 class FenceAgentPower:
@@ -83,9 +91,12 @@ class FenceAgentPower:
     def _run(self, target: FenceTarget, action: str, what: str) -> tuple[int, str]:
         argv = [agent_path(target)]  # no arguments: the agent reads its parameters from stdin
         lines = stdin_lines(target, action)
+        env = dict(AGENT_ENV)
+        if target.options.get("ca_bundle"):
+            env["REQUESTS_CA_BUNDLE"] = ca_bundle(target)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    env=AGENT_ENV, text=True, shell=False, start_new_session=True, close_fds=True)
+                                    env=env, text=True, shell=False, start_new_session=True, close_fds=True)
         except OSError as e:
             raise failure(target, what, e) from None
         try:

@@ -9,8 +9,10 @@ target.address is the BMC's URL (https:// when no scheme is given). Options:
 
 from __future__ import annotations
 
+import hashlib
+
 from bridge.fencing.base import OFF, ON, UNKNOWN, FenceTarget
-from bridge.fencing.bmccall import bounded, failure
+from bridge.fencing.bmccall import Kept, failure
 
 # sushy's PowerState values; PoweringOn/Off: the host may still run, so it counts as on (never proof)
 _STATES = {"Off": OFF, "On": ON, "PoweringOn": ON, "PoweringOff": ON}
@@ -24,11 +26,14 @@ def base_url(address: str) -> str:
 class RedfishPower:
     name = "redfish"
 
+    def __init__(self):
+        self._systems = Kept()  # the system found at login: a read is then one GET, a ForceOff one POST
+
     def power_off(self, target: FenceTarget) -> None:
         def force_off():
             import sushy
 
-            system = self._system(target)
+            system = self._system(target, fresh=False)
             try:
                 system.reset_system(sushy.ResetType.FORCE_OFF)
             except sushy.exceptions.HTTPError as e:
@@ -39,13 +44,26 @@ class RedfishPower:
                 if system.power_state != sushy.PowerState.OFF:
                     raise
 
-        bounded(target, "power off", force_off)
+        self._systems.call(self._key(target), target, "power off", force_off)
 
     def power_state(self, target: FenceTarget) -> str:
-        return bounded(target, "power state",
-                       lambda: _STATES.get(getattr(self._system(target).power_state, "value", None), UNKNOWN))
+        return self._systems.call(self._key(target), target, "power state", lambda: _STATES.get(
+            getattr(self._system(target, fresh=True).power_state, "value", None), UNKNOWN))
 
-    def _system(self, target: FenceTarget):
+    @staticmethod
+    def _key(target: FenceTarget) -> tuple:
+        password = target.password.reveal() if target.password else ""
+        return (target.address, target.username, hashlib.sha256(password.encode()).hexdigest(),
+                tuple(sorted((k, str(v)) for k, v in target.options.items())), target.timeout)
+
+    def _system(self, target: FenceTarget, fresh: bool):
+        """The target's ComputerSystem; fresh: its state read now, not at login."""
+        system, made = self._systems.get(self._key(target), lambda: self._login(target))
+        if fresh and not made:
+            system.refresh(force=True)
+        return system
+
+    def _login(self, target: FenceTarget):
         import sushy  # on first use: importing it costs every CLI command a quarter second
         from sushy import auth as sushy_auth
 
