@@ -57,26 +57,33 @@ GATE_NAMES = sorted(gates.APPROVABLE) + ["fencing_proof", "shadow"]
 actions = st.none() | st.builds(OperatorAction, st.sampled_from([sm.RETRY, sm.CLOSE, sm.CANCEL, sm.APPROVE, sm.RETURN,
                                                                    "reboot"]),
                                 st.just("ops"), st.just("why"), st.none() | st.sampled_from(GATE_NAMES))
-small = st.none() | st.integers(0, 3)
-limits = st.builds(Limits, max_count=small, max_fraction=st.none() | st.sampled_from([0.1, 0.5]),
-                   domain_max_count=small, rate_hosts=small, storm_cooldown=st.none() | st.just(300.0),
-                   min_duration=st.none() | st.just(60.0), min_sources=small, nova_heartbeat_age=st.none() | st.just(90.0),
-                   flap_changes=small, watchdog_max_age=st.none() | st.just(300.0), burst_count=small,
-                   nova_reachable=st.booleans(), upstream=st.booleans(), maintenance=st.booleans(),
-                   silences=st.booleans(), foreign_disable=st.booleans())
+# gate inputs drawn from prepared sets: cheap to draw, and together every gate says yes, no and wait
+EARLY, LATE = NOW - timedelta(seconds=600), NOW - timedelta(seconds=30)
+limits = st.sampled_from([
+    Limits(), Limits(max_count=1), Limits(max_fraction=0.5), Limits(domain_max_count=1),
+    Limits(domain_max_fraction=0.5), Limits(rate_hosts=1), Limits(storm_cooldown=300), Limits(min_duration=60),
+    Limits(min_sources=2), Limits(nova_heartbeat_age=90), Limits(flap_changes=2), Limits(watchdog_max_age=300),
+    Limits(burst_count=2), Limits(silences=True),
+    Limits(nova_reachable=False, upstream=False, maintenance=False, foreign_disable=False),
+    Limits(max_count=3, max_fraction=0.5, domain_max_count=2, rate_hosts=2, storm_cooldown=300, min_duration=60,
+           min_sources=2, nova_heartbeat_age=90, flap_changes=3, watchdog_max_age=300, burst_count=3, silences=True),
+])
 policies = st.builds(Policy, fencing_timeout=st.sampled_from([1, 300]), on_timeout=st.sampled_from([sm.HELD, sm.FAILED]),
                      gates=limits)
-fleets = st.builds(Fleet, hosts=small, down=st.integers(0, 4), domain_hosts=st.just({"r1": 3}),
-                   domain_down=st.sampled_from([{}, {"r1": 1}, {"r1": 4}]), started=st.integers(0, 3),
-                   opened=st.integers(0, 3), over_limit_at=maybe_time, heartbeat_at=maybe_time,
-                   nova_ok=st.none() | st.booleans(), upstream_down=st.sampled_from([frozenset(), frozenset({"r1"})]),
-                   silences=st.sampled_from([(), None]))
-host_views = st.builds(HostView, domain=st.none() | st.just("r1"), opened_at=maybe_time,
-                       labels=st.sampled_from([(), ({"downtime_depth": "1"},), ({"downtime_depth": "0"},)]),
-                       changes=st.integers(0, 3),
-                       service=st.sampled_from([None, {"status": "disabled", "disabled_reason": "bob"},
-                                                {"status": "enabled", "updated_at": NOW - timedelta(seconds=100)}]),
-                       service_read_at=maybe_time)
+fleets = st.sampled_from([
+    Fleet(), Fleet(hosts=4, down=1, heartbeat_at=LATE, nova_ok=True), Fleet(hosts=4, down=4, started=3, opened=3),
+    Fleet(hosts=None, down=2, domain_down={"r1": 4}, domain_hosts={"r1": 4}), Fleet(over_limit_at=LATE),
+    Fleet(over_limit_at=EARLY, heartbeat_at=EARLY), Fleet(nova_ok=False, nova_error="timeout"),
+    Fleet(upstream_down=frozenset({"r1"})), Fleet(silences=None), Fleet(paused="paused by ops: why"),
+    Fleet(silences=(gates.Silence("s", (gates.Matcher("downtime_depth", ".*", is_regex=True),)),)),
+])
+host_views = st.sampled_from([
+    HostView(), HostView(domain="r1", opened_at=EARLY, changes=3), HostView(opened_at=LATE),
+    HostView(labels=({"downtime_depth": "1"},)), HostView(labels=({"downtime_depth": "0"},), domain="r2"),
+    HostView(service={"status": "disabled", "disabled_reason": "bob"}),
+    HostView(service={"status": "enabled", "updated_at": EARLY}, service_read_at=LATE),
+    HostView(service={"status": "enabled", "updated_at": LATE}, service_read_at=NOW),
+])
 
 
 @st.composite

@@ -4,9 +4,11 @@ against a fake Nova: what holds, what waits, what an approval releases, shadow m
 import copy
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -284,3 +286,19 @@ def test_a_pause_lets_work_in_flight_finish_starts_nothing_new_and_survives_a_re
     restarted.clock.advance(30)
     restarted.settle()
     assert by_host(restarted)["compute-02"]["state"] == sm.FENCING
+
+
+def test_retention_deletes_an_old_incident_with_its_approvals(gated):
+    from bridge.store.retention import Retention, prune
+    from bridge.store.tables import approvals
+
+    bridge = gated(max_count=0)
+    bridge.post_alert(alerts("compute-01"))
+    bridge.settle()
+    inc = bridge.only_incident()
+    bridge.admin("POST", f"/v1/incidents/{inc['id']}/approve", json={"gate": "burst", "reason": "r"})
+    bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "done"})
+    done = prune(bridge.store.engine, Retention(1, 1), bridge.clock() + timedelta(days=2))
+    assert done["incidents"] == 1
+    with bridge.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(approvals)).scalar() == 0

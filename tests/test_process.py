@@ -12,7 +12,7 @@ def test_serves_health_metrics_and_openapi(bridge_process):
     bridge = bridge_process()
     assert bridge.request("GET", "/healthz", token=None).json() == {"status": "ok"}
     ready = bridge.request("GET", "/readyz", token=None).json()
-    assert ready == {"status": "ready", "checks": {"database": "ok", "engine": "ok"}}
+    assert ready == {"status": "ready", "checks": {"database": "ok", "engine": "ok"}, "observers": {"pause": "ok"}}
     assert bridge.request("GET", "/v1/openapi.json", token=None).json()["openapi"].startswith("3.")
     bridge.post_alert("alertmanager", sample("webhook_firing_api_v2.json"))
     bridge.wait_for_incident("compute-01", sm.FENCING)
