@@ -10,7 +10,8 @@ compute-2, no task). Between policies the host is put back and the servers reset
 
     .venv/bin/python benchmarks/servers_on_failed_host.py [--counts 10,50,100]
 
-One row per count and policy; the last line:
+One row per count and policy (with the bridge's CPU seconds: on this shared machine the wall
+times are mostly Nova's, queued behind everything else); the last line:
 servers_on_failed_host n=100 policy=evacuate issued_s=<x> all_done_s=<x>
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.harness.bridge_process import BridgeProcess, base_config  # noqa: E402
+from tests.harness.procs import group_members  # noqa: E402
 from tests.realnova import servers as lab_servers  # noqa: E402
 from tests.realnova.novalab import NovaLab  # noqa: E402
 
@@ -43,8 +46,21 @@ def stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tuple[float, float]:
-    """One failure of compute-1 under `policy`: (issued_s, all_done_s) from the fencing proof."""
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU of a process group's live members (the bridge: gunicorn and its workers)."""
+    total = 0
+    for pid in group_members(pgid):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tuple[float, float, float]:
+    """One failure of compute-1 under `policy`: (issued_s, all_done_s) from the fencing proof, and
+    the bridge's CPU seconds from the proof until the incident is out of service."""
     lab.supervisor.stop_many([FAILED])  # the host fails
     workdir = Path(tempfile.mkdtemp(prefix="bench-servers-"))
     config = base_config(workdir, dry_run=False, nova={"cloud": lab.cloud, "timeout": 30, "attempts": 2},
@@ -58,10 +74,12 @@ def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tupl
         alert["alerts"][0]["fingerprint"] = f"bench-servers-{round_no}"
         assert bridge.post_alert("alertmanager", alert).status_code == 202
         bridge.wait_for_incident(FAILED, "fencing", timeout=60)
+        cpu_before = cpu_seconds(bridge.process.proc.pid)
         assert bridge.confirm(FAILED).status_code == 201
         proved_mono, proved_wall = time.monotonic(), datetime.now(timezone.utc)
         all_done = lab_servers.settle_time(lab, ids, FINAL[policy], proved_mono, timeout=900)
         done = bridge.wait_for_incident(FAILED, "out_of_service", timeout=900)
+        cpu = cpu_seconds(bridge.process.proc.pid) - cpu_before
         proof = stamp(done["evidence"][0]["at"])
         asked = [stamp(t["at"]) for t in bridge.incident(done["id"])["timeline"]
                  if t["cause"].startswith(("servers: asked Nova", "servers on "))]
@@ -69,7 +87,7 @@ def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tupl
         all_done += (proved_wall - proof).total_seconds()  # from the proof, not from our request's answer
         bad = [r for r in done["servers"] if r["status"] not in ("done", "skipped")]
         assert not bad, bad[:3]
-        return issued, all_done
+        return issued, all_done, cpu
     finally:
         bridge.kill()
 
@@ -94,11 +112,12 @@ def main() -> int:
             for policy in POLICIES:
                 round_no += 1
                 t0 = time.process_time()
-                issued, all_done = run(lab, n, policy, ids, round_no)
+                issued, all_done, cpu = run(lab, n, policy, ids, round_no)
                 line = (f"servers_on_failed_host n={n} policy={policy} issued_s={issued:.2f} "
                         f"all_done_s={all_done:.2f}")
                 rows.append(line)
-                print(f"{line}  (benchmark cpu {time.process_time() - t0:.1f}s)", flush=True)
+                print(f"{line}  (bridge cpu {cpu:.2f}s = {cpu / n * 1000:.0f} ms/server, answering this benchmark's polls included; "
+                      f"benchmark cpu {time.process_time() - t0:.1f}s)", flush=True)
                 lab.reset_host(FAILED)
                 for server_id in ids:  # back to ACTIVE on compute-1 for the next policy
                     if nova.get_server(server_id).status != "ACTIVE":
