@@ -53,7 +53,8 @@ NOVA_SECONDS = Histogram("hostdown_bridge_nova_call_duration_seconds", "Time a N
 STAGES = Histogram("hostdown_bridge_incident_stage_seconds",
                    "An incident's timeline: received = alert startsAt to stored by the bridge; fenced = "
                    "stored to fenced; forced_down = fenced to Nova force-down; alert_to_forced_down = "
-                   "alert startsAt to Nova force-down", ["stage"], buckets=STAGE_BUCKETS, registry=REGISTRY)
+                   "alert startsAt to Nova force-down; servers_handled = Nova force-down to every server "
+                   "handled by policy", ["stage"], buckets=STAGE_BUCKETS, registry=REGISTRY)
 
 
 # ---- multiprocess mode ---------------------------------------------------------------------
@@ -182,6 +183,8 @@ def transition(from_state: str, to_state: str, now: datetime, marks: dict | None
     elif to_state == "forced_down":
         stages["forced_down"] = _since(marks.get("fenced_at"), now)
         stages["alert_to_forced_down"] = _since(marks.get("starts_at"), now)
+    elif to_state == "out_of_service" and from_state == "servers":
+        stages["servers_handled"] = _since(marks.get("forced_down_at"), now)
     for stage, seconds in stages.items():
         if seconds is not None:
             STAGES.labels(stage).observe(seconds)
@@ -191,4 +194,4 @@ def held(gate: str) -> None:
     HOLDS.labels(gate).inc()
 
 
-MARKED = frozenset({"fencing", "fenced", "forced_down"})  # transitions into these need marks
+MARKED = frozenset({"fencing", "fenced", "forced_down", "out_of_service"})  # transitions into these need marks

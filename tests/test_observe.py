@@ -119,3 +119,19 @@ def test_stop_lets_the_step_in_flight_finish_then_releases_the_lease_for_another
     assert leased(bridge, incident_id) == (None, sm.FORCED_DOWN)
     assert nova.calls == [("force_down", "compute-01")]
     assert bridge.store.claim(incident_id, "other-worker", bridge.clock(), 120) is not None
+
+
+def test_the_timeline_histograms_time_each_stage_on_the_engines_clock(make_bridge, fake_nova):
+    from tests.test_servers import HA, HOST, bridge_with, fenced, poll
+
+    def stage(name):
+        return (count("hostdown_bridge_incident_stage_seconds_count", stage=name),
+                count("hostdown_bridge_incident_stage_seconds_sum", stage=name))
+
+    before = {name: stage(name) for name in ("fenced", "forced_down", "servers_handled")}
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova)
+    assert fenced(bridge)["state"] == sm.SERVERS  # alert, confirmation, forced down at once
+    assert poll(bridge, fake_nova)["state"] == sm.OUT_OF_SERVICE  # the evacuation done 2 s later
+    added = {name: tuple(a - b for a, b in zip(stage(name), before[name])) for name in before}
+    assert added == {"fenced": (1, 0.0), "forced_down": (1, 0.0), "servers_handled": (1, 2.0)}

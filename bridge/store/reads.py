@@ -109,14 +109,15 @@ class Reads:
 
     def milestones(self, incident_id: int) -> dict:
         """For the timeline metrics: the incident's first firing alert (its startsAt, when it
-        was stored) and when the incident last became fenced."""
+        was stored) and when the incident last became fenced and forced down."""
         with self.reader.connect() as conn:
             first = conn.execute(sa.select(signals.c.starts_at, signals.c.received_at)
                                  .where(signals.c.incident_id == incident_id, signals.c.status == FIRING)
                                  .order_by(signals.c.received_at, signals.c.id).limit(1)).first()
-            fenced_at = conn.execute(sa.select(sa.func.max(timeline.c.at)).where(
-                timeline.c.incident_id == incident_id, timeline.c.to_state == "fenced")).scalar()
-        marks = {"fenced_at": fenced_at}
+            marks = dict(conn.execute(sa.select(timeline.c.to_state, sa.func.max(timeline.c.at)).where(
+                timeline.c.incident_id == incident_id, timeline.c.to_state.in_(("fenced", "forced_down")))
+                .group_by(timeline.c.to_state)).all())
+        marks = {"fenced_at": marks.get("fenced"), "forced_down_at": marks.get("forced_down")}
         if first is not None:
             marks.update(starts_at=first.starts_at, received_at=first.received_at)
         return marks
