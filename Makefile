@@ -25,10 +25,13 @@ run: install .run/webhook.token .run/admin.token
 	$(BIN)/hostdown-bridge serve
 
 # Every suite, each named (tests/suites.py): unit, real processes, PostgreSQL, the real
-# monitoring systems and the real Nova API. --require-suites fails the run if one selects nothing.
-SUITES := unit process postgres monitoring zabbix realnova
+# monitoring systems, the real Nova API, the BMC simulators and the Helm chart (rendered by
+# Helm's own library). --require-suites fails the run if one selects nothing.
+SUITES := unit process postgres monitoring zabbix realnova bmc chart
 empty :=
 test: install
+	$(BIN)/pip install -q -e '.[test,chart]'
 	bash tests/install_peers.sh
 	$(BIN)/python -m tests.realnova.novalab install
+	$(BIN)/python -m tests.harness.ironic install
 	$(BIN)/python -m pytest -m "$(subst $(empty) $(empty), or ,$(SUITES))" --require-suites "$(SUITES)"

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
+from bridge import logformat
 from bridge.api import create_app
 from bridge.config import Config
 from bridge.engine import Engine, utcnow
 from bridge.inventory import Inventory
-from bridge.logescape import install
 from bridge.nova import Nova
 from bridge.store import Store, create_engine, upgrade
 
 
 def configure_logging(config: Config) -> None:
-    logging.basicConfig(level=config["logging"]["level"],
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    install(logging.getLogger().handlers)  # alerts' text escaped: one record, one line
+    logformat.configure(config["logging"]["level"], config["logging"]["format"])
 
 
 def build_store(config: Config, migrate: bool = False) -> Store:

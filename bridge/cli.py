@@ -36,20 +36,42 @@ config_option = click.option("--config", "config_path", envvar="HOSTDOWN_BRIDGE_
                              type=click.Path(dir_okay=False), help="YAML configuration [$HOSTDOWN_BRIDGE_CONFIG]")
 
 
+log_format_option = click.option("--log-format", type=click.Choice(["text", "json"]),
+                                 help="overrides logging.format: text for a terminal, json: one object per line")
+
+
 @main.command()
 @config_option
 @click.option("--bind", help="host:port, overrides server.bind")
-@click.option("--workers", type=int, help="worker processes, overrides server.workers")
-def serve(config_path, bind, workers):
+@click.option("--workers", type=click.IntRange(1, 64), help="worker processes, overrides server.workers")
+@click.option("--threads", type=click.IntRange(1, 64), help="request threads per worker, overrides server.threads")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True),
+              help="seconds before a stuck worker is replaced, overrides server.timeout")
+@click.option("--graceful-timeout", type=click.FloatRange(0, min_open=True),
+              help="seconds a SIGTERM gives requests and engine steps in flight, overrides server.graceful_timeout")
+@click.option("--certfile", type=click.Path(dir_okay=False, exists=True), help="TLS certificate (PEM), with --keyfile")
+@click.option("--keyfile", type=click.Path(dir_okay=False, exists=True), help="TLS private key (PEM), with --certfile")
+@log_format_option
+def serve(config_path, bind, workers, threads, timeout, graceful_timeout, certfile, keyfile, log_format):
     """Run the HTTP API and the engine (gunicorn)."""
     from bridge.serve import serve as run
 
-    run(_load(config_path), bind, workers)
+    config = _load(config_path)
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("--certfile and --keyfile go together")
+    server = config["server"]
+    flags = {"threads": threads, "timeout": timeout, "graceful_timeout": graceful_timeout,
+             "tls": certfile and {**server.get("tls", {}), "certfile": certfile, "keyfile": keyfile}}
+    server.update({key: value for key, value in flags.items() if value})
+    if log_format:
+        config["logging"]["format"] = log_format
+    run(config, bind, workers)
 
 
 @main.command()
 @config_option
-def engine(config_path):
+@log_format_option
+def engine(config_path, log_format):
     """Run only the engine (no HTTP), e.g. as extra workers beside `serve`."""
     import signal
     import threading
@@ -58,6 +80,8 @@ def engine(config_path):
     from bridge.engine import Engine
 
     config = _load(config_path)
+    if log_format:
+        config["logging"]["format"] = log_format
     configure_logging(config)
     worker = Engine(config, build_store(config, migrate=True), build_nova(config))
     worker.start()
@@ -67,16 +91,27 @@ def engine(config_path):
         done.wait()
     except KeyboardInterrupt:
         pass
-    worker.stop()
+    worker.stop(config["server"]["graceful_timeout"])
 
 
 @main.command("check-config")
 @click.argument("path", type=click.Path(dir_okay=False))
 def check_config(path):
-    """Validate a configuration file: schema, templates, regexes, secrets (never shown)."""
+    """Validate a configuration file: schema, templates, regexes, fencing drivers, the fencing
+    inventory file and every secret (never shown)."""
+    from bridge.targets import Targets
+
     config = _load(path)
+    try:
+        targets = Targets(config["fencing"])
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    if targets.problems():
+        raise click.ClickException("configuration: " + "; ".join(targets.problems()))
     click.echo(f"{path}: ok ({len(config['rules'])} rules, "
-               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'})")
+               f"{'dry-run' if config['dry_run'] else 'live'}, cloud: {config.cloud or 'none'}, "
+               f"fencing: {' -> '.join(m.driver for m in targets.default)} by default, "
+               f"{targets.own_hosts()} hosts of their own)")
 
 
 @main.group()
@@ -173,6 +208,49 @@ def confirm(host, reason, operator, url, token_file, as_json):
     click.echo(f"fencing of {record['host']} confirmed by {record['actor']}: counts for {where}")
 
 
+@fence.command("test")
+@click.argument("host")
+@config_option
+def fence_test(host, config_path):
+    """Read HOST's power state with each of its fencing methods, changing nothing: shows that
+    its targets and credentials work. Exit status 1 if any method fails. Secrets are never shown."""
+    import time
+
+    from bridge.app import build_nova
+    from bridge.fencing import POWER_DRIVERS
+    from bridge.fencing.base import FenceError
+    from bridge.fencing.bmccall import scrub
+    from bridge.targets import Targets, TargetError
+
+    config = _load(config_path)
+    try:
+        targets = Targets(config["fencing"], node_of=getattr(build_nova(config), "hypervisor_hostname", None))
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    failed = 0
+    click.echo(f"{'#':<3}{'METHOD':<13}{'ADDRESS':<42}{'STATE':<10}{'MS':>8}  DETAIL")
+    for n, target in enumerate(targets.targets(host), 1):
+        if isinstance(target, TargetError):
+            failed += 1
+            click.echo(f"{n:<3}{'-':<13}{'-':<42}{'ERROR':<10}{'':>8}  {target}")
+            continue
+        shown = target.address or target.options.get("node") or "-"
+        if target.method not in POWER_DRIVERS:
+            click.echo(f"{n:<3}{target.method:<13}{shown:<42}{'-':<10}{'':>8}  proof comes from "
+                       f"{'a person' if target.method == 'manual' else 'a power-off alert'}; nothing to read")
+            continue
+        started = time.monotonic()
+        try:
+            state, detail = POWER_DRIVERS[target.method]().power_state(target), "read back"
+        except FenceError as exc:
+            state, detail = "ERROR", scrub(str(exc), target)
+            failed += 1
+        click.echo(f"{n:<3}{target.method:<13}{shown:<42}{state:<10}{(time.monotonic() - started) * 1000:>8.0f}"
+                   f"  {detail}")
+    if failed:
+        raise click.ClickException(f"{failed} fencing method(s) of {host} failed")
+
+
 @main.group()
 def incidents():
     """Read and act on incidents."""
@@ -231,9 +309,32 @@ def show_incident(incident_id, url, token_file, as_json):
         click.echo(f"  {entry['at']}  {move:<26} {entry['cause']}  [{entry['actor']}]")
     for ev in whole["evidence"]:
         click.echo(f"evidence: {ev['kind']} by {ev['actor']} at {ev['at']}: {ev['reason']}")
+    if inc.get("servers"):
+        click.echo("servers:")
+        for srv in inc["servers"]:
+            where = f" -> {srv['result_host'] or srv['target_host']}" if srv["result_host"] or srv["target_host"] else ""
+            locked = " user-locked" if srv["user_locked"] else ""
+            click.echo(f"  {srv['server_id']}  {srv['name'][:24]:<24} {srv['action']:<8} {srv['status']:<9} "
+                       f"{srv['step']:<12} tries {srv['attempts']}{where}{locked}"
+                       f"{'  ' + srv['error'] if srv['error'] else ''}")
+    from bridge.fencing.audit import attempts
+
+    _echo_attempts(attempts(whole["timeline"], whole["evidence"]))
     by_source = ", ".join(f"{source} " + "/".join(f"{n} {status}" for status, n in sorted(statuses.items()))
                           for source, statuses in sorted(counts["signals_by_source"].items()))
     click.echo(f"signals: {counts['signals']}{f' ({by_source})' if by_source else ''}; {links['signals']}")
+
+
+def _echo_attempts(items: list[dict]) -> None:
+    """Each fencing attempt: driver, target, what was asked, what came of it, and when."""
+    if items:
+        click.echo("fencing attempts:")
+    for a in items:
+        what = {"proof": f"read back {a.get('state')} at {a.get('read_at')} (requested {a.get('requested_at')}; "
+                         f"ms: {a.get('durations_ms')})",
+                "failed": f"failed: {a.get('error')}"}.get(a["result"], a["result"] or "")
+        asked = f" {a['requested']}" if a.get("requested") else ""
+        click.echo(f"  {a['driver']} #{a['method']}.{a['attempt']} {a['address'] or '-'}{asked}: {what} [{a['at']}]")
 
 
 def _operator_command(action: str, summary: str):
@@ -252,9 +353,112 @@ def _operator_command(action: str, summary: str):
 
 _operator_command("retry", "Send a held or failed incident back to the step where it stopped.")
 _operator_command("close", "End an incident without touching Nova.")
+_operator_command("cancel", "Call off an incident not yet fenced (suspected, fencing, held or failed without proof).")
+
+
+@incidents.command("approve")
+@click.argument("incident_id", type=int)
+@click.option("--gate", required=True, help="the one gate to release for this incident (e.g. mass_limit, upstream)")
+@click.option("--reason", required=True)
+@_client_options
+def approve(incident_id, gate, reason, url, token_file, as_json):
+    """Release one safety gate for INCIDENT_ID only; a held incident then resumes (other gates
+    still apply)."""
+    inc = _call("POST", url, f"/v1/incidents/{incident_id}/approve", token_file, {"gate": gate, "reason": reason})
+    if as_json:
+        return _echo_json(inc)
+    click.echo(f"gate {gate} approved for incident {inc['id']}; it is now {inc['state']}")
+
+
+def _pause_command(action: str, summary: str):
+    @main.command(action, help=summary)
+    @click.option("--reason", required=True)
+    @_client_options
+    def command(reason, url, token_file, as_json):
+        state = _call("POST", url, f"/v1/{action}", token_file, {"reason": reason})
+        if as_json:
+            return _echo_json(state)
+        click.echo(state["detail"] if state["paused"] else "not paused: incidents start fencing as the gates allow")
+
+    return command
+
+
+_pause_command("pause", "Pause the bridge: nothing new starts fencing; work in flight finishes. Survives restarts.")
+_pause_command("resume", "Lift the pause.")
+
+
+@main.group()
+def host():
+    """Act on a compute host."""
+
+
+@host.command("return")
+@click.argument("host_name", metavar="HOST")
+@click.option("--reason", required=True, help="why the host may serve again (e.g. 'PSU replaced, ticket 123')")
+@_client_options
+def return_host(host_name, reason, url, token_file, as_json):
+    """Return HOST to service: undo force-down, wait for nova-compute to report up, enable it.
+    Refused while any evacuation from HOST is in flight; an alert resolving never does this."""
+    inc = _call("POST", url, f"/v1/hosts/{host_name}/return", token_file, {"reason": reason})
+    if as_json:
+        return _echo_json(inc)
+    click.echo(f"incident {inc['id']} is now {inc['state']}: {inc['note']}")
 
 
 # ---- offline --------------------------------------------------------------------------------
+
+@main.group("signals")
+def signals_group():
+    """The signal log."""
+
+
+@signals_group.command("export")
+@config_option
+@click.option("--since", help="only signals received at or after this ISO 8601 time")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="file to write (default: stdout)")
+def signals_export(config_path, since, output):
+    """Write the stored signals, oldest first, one JSON object per line: what
+    `hostdown-bridge replay` reads. Reads the database directly (no running bridge needed)."""
+    from datetime import datetime, timezone
+
+    from bridge.app import build_store
+    from bridge.replay import export
+
+    try:
+        start = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    for item in export(build_store(_load(config_path)), start):
+        output.write(json.dumps(item, sort_keys=True) + "\n")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="the configuration to try (its rules and gates); secrets are not read")
+@click.option("--hosts", "hosts_file", type=click.File("r"),
+              help="Nova's compute hosts as they were, one per line, optionally followed by the zone")
+@click.argument("history", type=click.File("r"))
+def replay(config_path, hosts_file, history):
+    """Feed a recorded signal HISTORY (from `signals export`, or captured webhook bodies, one
+    {"source", "received_at", "body"} per line; - for stdin) through the decision core with a
+    simulated clock, offline, and print what would have happened, host by host and gate by gate.
+    Nothing is fenced and no cloud is asked (shadow mode)."""
+    import yaml
+
+    from bridge.replay import HistoryError, read_history, render, replay as run
+
+    try:
+        raw = yaml.safe_load(Path(config_path).read_text()) or {}
+        arrivals = read_history(history)
+        hosts = [tuple(line.split()[:2]) if len(line.split()) > 1 else (line.split()[0], None)
+                 for line in hosts_file if line.strip()] if hosts_file else None
+        click.echo(render(run(raw, arrivals, hosts)))
+    except (ConfigError, HistoryError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{config_path}: not valid YAML: {exc}") from None
 
 @main.group("rules")
 def rules_group():

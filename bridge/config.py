@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "limit_request_line": 4094,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
+        "timeout": 60,
+        "graceful_timeout": 30,
         "rate_limit": {"enabled": True, "webhook": "5000/second", "admin": "50/second",
                        # the status each sender retries (Alertmanager drops a 429)
                        "shed_status": {"alertmanager": 503, "zabbix": 429, "nagios": 429, "icinga2": 429}},
@@ -50,11 +52,35 @@ DEFAULTS: dict[str, Any] = {
         "inventory_ttl": 60,
         "reason_prefix": "nova-hostdown-bridge",
     },
-    "fencing": {"driver": "manual", "timeout": 300, "on_timeout": "held", "confirmation_window": 600},
+    "fencing": {"timeout": 300, "on_timeout": "held", "confirmation_window": 600,
+                "methods": [{"driver": "manual"}], "groups": {}, "hosts": {}, "inventory": None,
+                "allow_loopback": False, "poll_interval": 1.0, "concurrency": 16, "step_wait": 1.0},
     "engine": {"enabled": True, "threads": 2, "lease_seconds": 120, "idle_poll": 1.0},
+    # the failed host's servers (bridge/servers.py): none / error / evacuate
+    "servers": {"policy": "none", "groups": [], "policy_key": "hostdown_policy", "priority_key": "HA_Priority",
+                "opt_in": {"metadata": {"HA_Enabled": "True"}}, "others": "none", "task_in_flight": "act",
+                "target_hosts": [], "concurrency": 10, "max_in_flight": 100, "attempts": 2, "poll_interval": 2,
+                "settle_timeout": 600, "lock": True, "page_size": 200,
+                "return": {"enable": True, "wait": 900, "poll_interval": 5}},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
-    "logging": {"level": "INFO"},
+    "logging": {"level": "INFO", "format": "text"},
+    # act: fence and call Nova (dry_run decides whether for real); shadow: run everything,
+    # gates and Nova reads included, fence nothing, change nothing, record the plan
+    "mode": "act",
+    # safety gates (bridge/gates.py): null turns one off. Those that need numbers for your
+    # fleet are off here; the observers and holds that need none are on. README: "Safety gates".
+    "gates": {
+        "max_count": None, "max_fraction": None, "storm_cooldown": None,
+        "failure_domain": None, "per_domain": {"max_count": None, "max_fraction": None},
+        "rate": {"hosts": None, "window": 600},
+        "min_duration": None, "min_sources": None, "nova_heartbeat_age": None,
+        "flapping": {"changes": None, "window": 600},
+        "watchdog": None, "burst": {"count": None, "window": 60},
+        "nova_reachable": True, "upstream": True, "maintenance": True, "foreign_disable": True,
+        "alertmanager_silences": None,
+        "recheck": 15, "view_ttl": 1.0,
+    },
     "rules": [],
 }
 
@@ -119,6 +145,15 @@ def _check_rules(rules: list[dict]) -> None:
                 raise ConfigError(f"{key}.host.regex: invalid regex: {exc}") from None
 
 
+def _check_server_groups(groups: list[dict]) -> None:
+    for i, group in enumerate(groups):
+        if "hosts" in group:
+            try:
+                re.compile(group["hosts"])
+            except re.error as exc:
+                raise ConfigError(f"servers.groups[{i}].hosts: invalid regex: {exc}") from None
+
+
 def _check_rates(rates: dict) -> None:
     for who in ("webhook", "admin"):
         try:
@@ -128,6 +163,13 @@ def _check_rates(rates: dict) -> None:
         if not items or any(item.amount < 1 for item in items):
             raise ConfigError(f"server.rate_limit.{who}: {rates[who]!r} is not COUNT/PERIOD (COUNT >= 1, "
                               "PERIOD second, minute, hour or day), several joined by ';'")
+
+
+def _check_fencing(fencing: dict) -> None:
+    """Drivers known, templates valid (secrets and the inventory file are read by bridge.targets)."""
+    from bridge.targets import check
+
+    check(fencing)
 
 
 @dataclass(frozen=True)
@@ -161,6 +203,8 @@ def validate(raw: Any) -> dict:
     data = _merge(DEFAULTS, raw)
     _check_rules(data["rules"])
     _check_rates(data["server"]["rate_limit"])
+    _check_fencing(data["fencing"])
+    _check_server_groups(data["servers"]["groups"])
     lease = data["engine"]["lease_seconds"]
     budget = data["nova"]["attempts"] * (data["nova"]["timeout"] + data["nova"]["backoff_max"])
     if lease <= budget:
@@ -197,6 +241,9 @@ def load(path: str | os.PathLike | None) -> Config:
     admin: dict[str, str] = {}
     for i, entry in enumerate(data["auth"]["admin_tokens"]):
         admin[read_secret(entry["token"], f"auth.admin_tokens[{i}].token")] = entry["name"]
+    for key, file in (data["server"].get("tls") or {}).items():  # gunicorn would fail later, less clearly
+        if not os.access(file, os.R_OK):
+            raise ConfigError(f"server.tls.{key}: cannot read {file}")
     config = Config(data=data, webhook_tokens=webhook, admin_tokens=admin, path=str(path) if path else None)
     if not data["dry_run"] and config.cloud is None:
         raise ConfigError("nova.cloud: required when dry_run is false (or set OS_CLOUD)")

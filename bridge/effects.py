@@ -23,11 +23,18 @@ class Effect:
 class FenceRequest(Effect):
     """Ask the fencing driver to power the host off (a person, for the manual driver)."""
 
+    method: str = "manual"  # the driver's name
+    index: int = 0  # which of the host's fencing methods
+    attempt: int = 0  # which attempt of that method, from 0
+
 
 @dataclass(frozen=True)
 class FenceCheck(Effect):
     """Ask the fencing driver for proof: a power state read back, or a confirmation."""
 
+    method: str = "manual"
+    index: int = 0
+    attempt: int = 0
     mutates: ClassVar[bool] = False
 
 
@@ -46,7 +53,41 @@ class Disable(Effect):
     touches_nova: ClassVar[bool] = True
 
 
-EFFECT_TYPES: tuple[type[Effect], ...] = (FenceRequest, FenceCheck, ForceDown, Disable)
+@dataclass(frozen=True)
+class ListServers(Effect):
+    """Nova: list the host's servers once (paged) and plan each one's action by policy (a read)."""
+
+    mutates: ClassVar[bool] = False
+    touches_nova: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class IssueServerRequests(Effect):
+    """Nova: these pending servers' requests (lock + evacuate, reset-state), concurrently."""
+
+    servers: tuple[str, ...] = ()
+    touches_nova: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class PollServers(Effect):
+    """Nova: read back these requested servers; stop again, unlock, or retry as each needs."""
+
+    servers: tuple[str, ...] = ()
+    touches_nova: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class ReturnHost(Effect):
+    """Nova: one step of returning the host to service (undo force-down, wait for up, enable)."""
+
+    enable: bool = True
+    ours: str = ""  # the start of the disabled_reason the bridge wrote: only that one is enabled again
+    touches_nova: ClassVar[bool] = True
+
+
+EFFECT_TYPES: tuple[type[Effect], ...] = (FenceRequest, FenceCheck, ForceDown, Disable,
+                                          ListServers, IssueServerRequests, PollServers, ReturnHost)
 
 
 @dataclass(frozen=True)
@@ -71,7 +112,9 @@ class Outcome:
     note: str | None = None  # for the timeline; None records nothing
     detail: dict[str, Any] = field(default_factory=dict)
     dry_run: bool = False
+    shadow: bool = False  # shadow mode: nothing was done; note and detail say what would have been
     error: str | None = None  # the adapter failed (attempts exhausted, refused)
     proof: Evidence | None = None  # FenceCheck: the host is fenced, and this proves it
     refused: str | None = None  # FenceCheck: the driver cannot fence this host
     recheck_at: datetime | None = None  # FenceCheck pending: when to look again (None: on an event)
+    servers: tuple = ()  # server effects: the per-server rows (bridge.servers.ServerAction) they changed

@@ -18,18 +18,23 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bridge import incidents as sm
+from bridge import observe
 from bridge.executor import Executor
 from bridge.fencing import driver_for
+from bridge.gates import Limits
+from bridge.gating import GateInputs
 from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
 from bridge.inventory import Inventory, InventoryUnavailable
 from bridge.nova import Nova
-from bridge.rules import HOST_DOWN
+from bridge.rules import HOST_DOWN, POWER_OFF
+from bridge.servers import ServersPolicy
 from bridge.signals import FIRING
 from bridge.store import Store
 
@@ -49,7 +54,8 @@ def utcnow() -> datetime:
 def policy_from(config) -> Policy:
     fencing = config["fencing"]
     return Policy(fencing_timeout=fencing["timeout"], on_timeout=fencing["on_timeout"],
-                  reason_prefix=config["nova"]["reason_prefix"])
+                  reason_prefix=config["nova"]["reason_prefix"], gates=Limits.from_config(config),
+                  servers=ServersPolicy.from_config(config["servers"]))
 
 
 class Engine:
@@ -60,7 +66,11 @@ class Engine:
         self.clock = clock
         self.policy = policy_from(config)
         self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
-        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=driver_for(config))
+        self.fencing = driver_for(config, nova=nova, wake=self.wake)  # BMC calls in its own bounded pool
+        self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing,
+                                 shadow=config["mode"] == "shadow",
+                                 server_concurrency=config["servers"]["concurrency"])
+        self.gating = GateInputs(config, store, self.inventory, clock)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeups: list[threading.Event] = []
         self._next_wakeup = itertools.count()
@@ -84,13 +94,24 @@ class Engine:
             self.housekeeping.start()
         log.info("engine started: %d threads, owner %s", len(self._threads), self.owner)
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 10) -> bool:
+        """Let steps in flight finish, for `timeout` seconds in all, then give up this engine's
+        leases, so that another worker takes its incidents at once. A step still running keeps
+        its lease (it expires): nobody else may act on that incident meanwhile. True if all stopped."""
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self.housekeeping.stop(timeout)
+        self.fencing.close()
         for event in self._wakeups:
             event.set()
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            log.warning("engine stopped with a step still running; its lease expires in time")
+            return False
+        released = self.store.release_leases(self.owner)
+        log.info("engine stopped; %d lease(s) released", released)
+        return True
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
@@ -111,19 +132,28 @@ class Engine:
 
     def _loop(self, event: threading.Event) -> None:
         idle = self.config["engine"]["idle_poll"]
+        failed = 0  # rounds failed in a row: a lost database fails every one; logged once, then seldom
         while not self._stopping.is_set():
             event.clear()
             try:
-                busy = self.run_once()
-            except Exception:
-                log.exception("engine round failed; trying again")
-                busy = False
-            if busy:
-                continue
-            now = self.clock()
-            due = self.store.next_due(now)
-            wait = idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
-            event.wait(wait)
+                wait = 0.0 if self.run_once() else self._until_due(idle)
+            except Exception as exc:
+                failed, wait = failed + 1, idle
+                if failed == 1:
+                    log.exception("engine round failed; trying again")
+                elif failed % 100 == 0:
+                    log.warning("engine rounds still failing (%d in a row): %s", failed, type(exc).__name__)
+            else:
+                if failed:
+                    log.warning("engine rounds succeed again after %d failed", failed)
+                failed = 0
+            if wait:
+                event.wait(wait)
+
+    def _until_due(self, idle: float) -> float:
+        now = self.clock()
+        due = self.store.next_due(now)
+        return idle if due is None else max(0.0, min(idle, (due - now).total_seconds()))
 
     def run_once(self) -> bool:
         """One round: step the incidents an event named, take in new signals, then step every
@@ -136,6 +166,8 @@ class Engine:
                 break
         moved = self.intake_pending() or moved
         for incident_id in self.store.due_incidents(self.clock()):
+            if self._stopping.is_set():
+                break
             moved = self.step(incident_id) or moved
         return moved
 
@@ -157,7 +189,7 @@ class Engine:
         items = []
         for sig in self.store.unprocessed_signals(INTAKE_BATCH):
             host, note = None, sig["note"]
-            if sig["kind"] == HOST_DOWN and sig["status"] == FIRING and sig["candidate_host"]:
+            if sig["kind"] in (HOST_DOWN, POWER_OFF) and sig["status"] == FIRING and sig["candidate_host"]:
                 try:
                     host, how = self.inventory.resolve(sig["candidate_host"])
                 except InventoryUnavailable:
@@ -167,6 +199,7 @@ class Engine:
             items.append((sig["id"], host, note))
         if not items:
             return False
+        self.gating.invalidate()
         cfg = self.config
         taken = self.store.intake_many(items, self.clock(), dry_run=cfg["dry_run"],
                                        confirmation_window=cfg["fencing"]["confirmation_window"])
@@ -181,7 +214,9 @@ class Engine:
 
     def facts(self, snapshot, now: datetime) -> Facts:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
-                     proof=snapshot.proof, policy=self.policy)
+                     proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host),
+                     servers=snapshot.servers,
+                     **self.gating.facts_for(snapshot, now))
 
     def step(self, incident_id: int) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.
@@ -210,16 +245,18 @@ class Engine:
                 now = self.clock()  # the outcome is recorded when it came
                 decision = sm.decide(dataclasses.replace(facts, now=now, outcome=outcome))
             go_on = (decision.to_state is not None and not decision.closes and decision.due_at is not None
-                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM)
+                     and decision.due_at <= now and n + 1 < MAX_STEPS_PER_CLAIM and not self._stopping.is_set())
             after = self.store.advance(claim, self.owner, decision, now, outcome, keep_lease=go_on,
                                        lease_until=None if leased else now + timedelta(seconds=lease))
             if after is None:
                 if leased:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
+            self.gating.fired(incident_id, decision, now)
+            if decision.to_state == sm.FENCING:
+                self.gating.invalidate()  # one more fencing start for the rate limit
             if decision.to_state:
-                log.info("incident %s %s: %s -> %s: %s", incident_id, claim.incident.host,
-                         claim.incident.state, decision.to_state, decision.cause)
+                observe.transition(self.store, claim.incident, decision, outcome, now)
             if not go_on:
                 return decision.to_state is not None
             claim, leased, now = after, True, self.clock()

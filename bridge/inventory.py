@@ -29,6 +29,13 @@ class Inventory:
         self.clock = clock
         self._lock = threading.Lock()
         self._tried: datetime | None = None
+        self._error: str | None = None  # the last refresh failed, and none worked since
+
+    def nova_state(self) -> tuple[bool | None, str]:
+        """Whether Nova answered the last refresh (None: no cloud), and its error if not."""
+        if self.nova is None:
+            return None, ""
+        return self._error is None, self._error or ""
 
     def known_hosts(self, refresh: bool = False) -> list[str] | None:
         """The stored list, refreshed when old or asked to; None: no cloud to ask."""
@@ -45,7 +52,9 @@ class Inventory:
                     services = self.nova.compute_services()
                 except NovaError as exc:
                     log.warning("cannot refresh the compute host inventory: %s", exc)
+                    self._error = str(exc)
                 else:
+                    self._error = None
                     self.store.replace_inventory(services, now)
                     return [s["host"] for s in services]
         return hosts

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import tenacity
@@ -54,10 +55,20 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (ksa.ClientException, ConnectionError, TimeoutError))
 
 
+def _heartbeat(text: str | None) -> datetime | None:
+    """Nova's updated_at: ISO 8601 in UTC, written without an offset."""
+    if not text:
+        return None
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def service_info(svc) -> dict[str, Any]:
     return {
         "host": svc.host, "service_id": str(svc.id), "state": svc.state, "status": svc.status,
         "forced_down": bool(svc.is_forced_down), "zone": svc.availability_zone,
+        # for the gates: who disabled it, and its last heartbeat
+        "disabled_reason": svc.disabled_reason, "updated_at": _heartbeat(getattr(svc, "updated_at", None)),
     }
 
 
@@ -69,18 +80,30 @@ class Nova:
         self.attempts = attempts
         self.backoff_max = backoff_max
         self._connect = connect
-        self._local = threading.local()  # one connection per thread: sdk sessions are not shared
+        self._local = threading.local()  # one connection per thread: sdk proxies are not shared
+        self._first = None
+        self._first_lock = threading.Lock()
 
     @property
     def conn(self):
         if getattr(self._local, "conn", None) is None:
-            import openstack
-
-            connect = self._connect or openstack.connect
-            self._local.conn = connect(cloud=self.cloud, api_timeout=self.timeout)
+            self._local.conn = self._new_connection()
         return self._local.conn
 
-    def _retrying(self, what: str, fn: Callable[[], Any]) -> tuple[Any, list[dict]]:
+    def _new_connection(self):
+        import openstack
+
+        with self._first_lock:
+            if self._first is None:
+                connect = self._connect or openstack.connect
+                self._first = connect(cloud=self.cloud, api_timeout=self.timeout)
+                return self._first
+        if self._connect is not None:
+            return self._connect(cloud=self.cloud, api_timeout=self.timeout)
+        # the first connection's region config holds its keystoneauth session: one token for all threads
+        return openstack.connection.Connection(config=self._first.config)
+
+    def _retrying(self, what: str, fn: Callable[[], Any], tries: int | None = None) -> tuple[Any, list[dict]]:
         attempts: list[dict] = []
 
         def note(state: tenacity.RetryCallState) -> None:
@@ -89,7 +112,7 @@ class Nova:
             log.warning("nova %s failed (attempt %d): %s", what, state.attempt_number, exc)
 
         retry = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
+            stop=tenacity.stop_after_attempt(tries or self.attempts),
             wait=tenacity.wait_exponential(multiplier=0.5, max=self.backoff_max),
             retry=tenacity.retry_if_exception(_transient),
             before_sleep=note,
@@ -104,6 +127,14 @@ class Nova:
     def compute_services(self) -> list[dict[str, Any]]:
         services, _ = self._retrying("list services", lambda: list(self.conn.compute.services(binary="nova-compute")))
         return [service_info(s) for s in services]
+
+    def hypervisor_hostname(self, host: str) -> str | None:
+        """The name of the hypervisor the host's nova-compute service runs (for an Ironic-managed
+        host, its node), or None if Nova lists none."""
+        names, _ = self._retrying(f"find hypervisor of {host}", lambda: [
+            h.name for h in self.conn.compute.hypervisors(details=True)
+            if (h.service_details or {}).get("host") == host])
+        return names[0] if names else None
 
     def _service(self, host: str):
         found, attempts = self._retrying(
@@ -145,3 +176,107 @@ class Nova:
                                  if svc.status == "disabled" else None),
             change=lambda svc: self.conn.compute.disable_service(
                 svc, host=svc.host, binary=svc.binary, disabled_reason=reason))
+
+    # ---- the failed host's servers -------------------------------------------------------
+    # Server actions go out at 2.73: locked_reason exists (2.73), and an evacuated server comes
+    # back in its old state (from 2.95 Nova leaves every evacuated server stopped).
+
+    SERVER_MICROVERSION = "2.73"
+
+    def host_facts(self, host: str):
+        """The host's availability zone and aggregates, for per-group policies."""
+        from bridge.servers import HostFacts
+
+        svc = self._service(host)
+        aggregates, _ = self._retrying("list aggregates", lambda: [
+            a.name for a in self.conn.compute.aggregates() if host in (a.hosts or [])])
+        return HostFacts(host, svc.availability_zone, tuple(aggregates))
+
+    def servers(self, page_size: int, **query) -> list:
+        """Every server the query names, across projects, read in pages of `page_size`. Query by
+        openstacksdk's names (compute_host=, changes_since=): a name it does not map, such as host=,
+        it filters on the client side against an attribute it does not have."""
+        found, _ = self._retrying(f"list servers {query}", lambda: [
+            found_server(s) for s in self.conn.compute.servers(details=True, all_projects=True, limit=page_size,
+                                                               **query)])
+        return found
+
+    def server(self, server_id: str):
+        """One server as Nova shows it now, or None if it is gone."""
+        from openstack import exceptions as sdk
+
+        def get():
+            try:
+                return found_server(self.conn.compute.get_server(server_id))
+            except sdk.NotFoundException:
+                return None
+        found, _ = self._retrying(f"get server {server_id}", get)
+        return found
+
+    def evacuations(self, host: str, since: str) -> dict[str, list[dict]]:
+        """Evacuation migrations from the host since `since` (ISO time), per server, oldest first."""
+        migrations, _ = self._retrying(f"list evacuations from {host}", lambda: list(self.conn.compute.migrations(
+            source_compute=host, migration_type="evacuation", changes_since=since)))
+        out: dict[str, list[dict]] = {}
+        for m in sorted(migrations, key=lambda m: (m.created_at or "", str(m.id))):
+            out.setdefault(m.server_id, []).append({"id": str(m.id), "status": m.status,
+                                                    "dest": m.dest_compute, "created_at": m.created_at})
+        return out
+
+    def image_properties(self, image_id: str) -> dict:
+        image, _ = self._retrying(f"get image {image_id}", lambda: self.conn.image.get_image(image_id))
+        return dict(image.properties or {})
+
+    def server_action(self, server_id: str, what: str, body: dict) -> CallRecord:
+        """POST /servers/{id}/action: lock, unlock, evacuate, stop, os-resetState. An evacuation
+        is sent once: one that timed out may have landed, and the next batch finds its migration."""
+        from openstack import exceptions as sdk
+
+        started = time.monotonic()
+        record = CallRecord(what, server_id, request=body)
+
+        def post():
+            response = self.conn.compute.post(f"/servers/{server_id}/action", json=body,
+                                              microversion=self.SERVER_MICROVERSION)
+            sdk.raise_from_response(response)
+
+        _, record.attempts = self._retrying(f"{what} server {server_id}", post,
+                                            tries=1 if what == "evacuate" else None)
+        record.seconds = round(time.monotonic() - started, 4)
+        return record
+
+    def return_step(self, host: str, *, enable: bool, ours: str, dry_run: bool) -> tuple[str, CallRecord | None]:
+        """One step of returning the host: undo force-down, else wait for it to report up, else
+        enable it (only if the bridge disabled it: `ours` starts its reason). Returns what the
+        service now is (`forced_down`, `down`, `returned`) and the call made, if any."""
+        svc = self._service(host)
+        if svc.is_forced_down:
+            record = CallRecord("unforce_down", host, dry_run=dry_run, request={"forced_down": False})
+            if not dry_run:
+                _, record.attempts = self._retrying(f"undo force-down {host}", lambda: (
+                    self.conn.compute.update_service_forced_down(svc, host=svc.host, binary=svc.binary,
+                                                                 forced=False)))
+            return ("returned" if dry_run else "forced_down_undone"), record
+        if svc.state != "up":
+            return "down", None
+        if svc.status == "disabled" and enable and (svc.disabled_reason or "").startswith(ours):
+            record = CallRecord("enable", host, dry_run=dry_run, request={"status": "enabled"})
+            if not dry_run:
+                _, record.attempts = self._retrying(f"enable {host}", lambda: self.conn.compute.enable_service(
+                    svc, host=svc.host, binary=svc.binary))
+            return "returned", record
+        return "returned", None
+
+
+def found_server(s):
+    """openstacksdk's Server as bridge.servers reads it."""
+    from bridge.servers import Found
+
+    flavor = s.flavor
+    extra = (flavor.get("extra_specs") if isinstance(flavor, dict) else getattr(flavor, "extra_specs", None)) or {}
+    image = s.image
+    image_id = (image.get("id") if isinstance(image, dict) else getattr(image, "id", None)) if image else None
+    fault = s.fault if isinstance(s.fault, dict) else None
+    return Found(s.id, s.name or "", s.vm_state, s.task_state, s.compute_host, bool(s.is_locked),
+                 s.locked_reason, s.host_status, dict(s.metadata or {}), dict(extra), image_id,
+                 fault.get("message") if fault else None)

@@ -16,6 +16,8 @@ import jinja2.sandbox
 from bridge.signals import Signal
 
 HOST_DOWN = "host_down"
+POWER_OFF = "power_off"  # the host's power is off: fencing evidence, opted in per rule
+UPSTREAM_DOWN = "upstream_down"  # a switch, rack or PDU: the host spec names the failure domain
 IGNORE = "ignore"
 UNMATCHED = "unmatched"
 
@@ -26,6 +28,10 @@ _templates = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefine
 @functools.lru_cache(maxsize=1024)
 def _template(source: str) -> jinja2.Template:
     return _templates.from_string(source)
+
+
+# fencing address patterns (bridge.targets) use the same sandbox and cache
+compile_template, TEMPLATES = _template, _templates
 
 
 # "{{ labels.NAME }}", the common host template: read the label, as Jinja2 would, without a
@@ -97,10 +103,10 @@ def classify(signal: Signal, rules: list[dict]) -> Mapping:
     for rule in rules:
         if not _matches(rule, signal):
             continue
-        if rule["kind"] != HOST_DOWN:
+        if rule["kind"] not in (HOST_DOWN, POWER_OFF, UPSTREAM_DOWN):
             return Mapping(rule["name"], rule["kind"], None, f"rule {rule['name']!r}: {rule['kind']}")
         host, why = render_host(rule["host"], signal)
-        return Mapping(rule["name"], HOST_DOWN, host, f"rule {rule['name']!r}: {why}")
+        return Mapping(rule["name"], rule["kind"], host, f"rule {rule['name']!r}: {why}")
     return Mapping(None, UNMATCHED, None, "no rule matches")
 
 

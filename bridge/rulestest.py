@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bridge import incidents as sm
 from bridge import sources
 from bridge.effects import FenceRequest
-from bridge.rules import HOST_DOWN, IGNORE, Mapping, classify, resolve_host
+from bridge.rules import HOST_DOWN, IGNORE, UPSTREAM_DOWN, Mapping, classify, resolve_host
 from bridge.signals import FIRING, Signal
 
 
@@ -73,6 +73,9 @@ def _on_resolved(host: str) -> str:
 def verdict(signal: Signal, mapping: Mapping, known_hosts: list[str] | None) -> Verdict:
     """What the bridge would do, as its decision core says (incidents.admit, incidents.decide)."""
     why = mapping.note.removeprefix(f"rule {mapping.rule!r}: ")
+    if mapping.kind == UPSTREAM_DOWN:
+        return Verdict(signal, mapping, "-", f"record; while it fires, hosts in failure domain "
+                                             f"{mapping.candidate} are held (gate upstream)")
     if mapping.kind != HOST_DOWN:
         reason = "the rule says ignore" if mapping.kind == IGNORE else "no rule matches"
         return Verdict(signal, mapping, "-", f"record only ({reason})")

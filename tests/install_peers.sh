@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages of the real peers the suites run against (monitoring systems, PostgreSQL).
+# Debian packages of the real peers the suites run against (monitoring systems, PostgreSQL,
+# the BMC simulator ipmi_sim and the ClusterLabs fence agents).
 # Installs only what is missing; needs root. Nothing is started here: the tests start their
 # own daemons on 127.0.0.1. The real Nova installs itself (python -m tests.realnova.novalab install).
 set -euo pipefail
 
 packages=(prometheus-alertmanager prometheus prometheus-node-exporter
           nagios4-core monitoring-plugins-basic icinga2-bin icinga2-common
-          zabbix-server-pgsql zabbix-frontend-php php-pgsql php-cli postgresql zabbix-agent curl)
+          zabbix-server-pgsql zabbix-frontend-php php-pgsql php-cli postgresql zabbix-agent curl
+          openipmi ipmitool fence-agents)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 # the markers that are suites; `unit` is given to every test with none of them
-SUITES = ("process", "postgres", "monitoring", "zabbix", "realnova")
+SUITES = ("process", "postgres", "monitoring", "zabbix", "realnova", "bmc", "chart")
 _DESELECTED = pytest.StashKey[list]()
 
 

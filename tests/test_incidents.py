@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bridge import incidents as sm
-from bridge.effects import Disable, Evidence, FenceCheck, FenceRequest, ForceDown, Outcome
+from bridge.effects import Disable, Evidence, FenceCheck, FenceRequest, ForceDown, ListServers, Outcome
 from bridge.incidents import Facts, Incident, OperatorAction, Policy, Signals, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -53,7 +53,7 @@ def test_happy_path_in_order_force_down_strictly_before_disable():
         state = decision.to_state
     assert seen == [sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
     # FenceCheck found the confirmation; Nova refuses to disable an unreachable compute first
-    assert effects == [FenceRequest, FenceCheck, ForceDown, Disable]
+    assert effects == [FenceRequest, FenceCheck, ForceDown, Disable, ListServers]  # no servers: nothing more
 
 
 def test_fence_request_sets_the_deadline_and_fencing_checks_until_it():
@@ -203,3 +203,58 @@ def test_a_join_while_alerts_still_fire_changes_nothing(state):
 def test_past_fencing_or_with_proof_alerts_change_nothing(state):
     assert not sm.firing_change_matters(state, False, 1, 0)
     assert not sm.firing_change_matters(sm.SUSPECTED, True, 1, 0)
+
+
+# ---- escalation over the host's fencing methods ----------------------------------------------
+
+PLAN = (sm.Method("redfish", 30, 1), sm.Method("manual", 300))
+
+
+def fencing_facts(method=0, attempt=0, deadline=DEADLINE, state=sm.FENCING, now=NOW):
+    inc = incident(state, deadline=deadline, fence_method=method, fence_attempt=attempt)
+    return dataclasses.replace(facts(state, inc=inc, now=now), plan=PLAN)
+
+
+def test_the_first_method_is_requested_and_its_own_timeout_sets_the_deadline():
+    effect, decision = run(fencing_facts(state=sm.SUSPECTED, deadline=None), lambda e: Outcome(e, "ForceOff sent"))
+    assert effect == FenceRequest("compute-01", method="redfish", index=0, attempt=0)
+    assert decision.to_state == sm.FENCING and decision.fence_step == (0, 0)
+    assert decision.fence_deadline == NOW + timedelta(seconds=30)
+
+
+def test_a_failed_attempt_is_retried_then_the_next_method_is_tried_then_a_person():
+    _, retry = run(fencing_facts(deadline=None), lambda e: Outcome(e, error="401 Unauthorized"))
+    assert retry.to_state == sm.FENCING and retry.fence_step == (0, 1) and retry.fence_deadline is None
+    assert "redfish (method 1/2, attempt 1/2) failed: 401 Unauthorized; next: redfish" in retry.cause
+    _, escalate = run(fencing_facts(attempt=1, deadline=None), lambda e: Outcome(e, error="401 Unauthorized"))
+    assert escalate.fence_step == (1, 0) and "next: manual (method 2/2, attempt 1/1)" in escalate.cause
+    effect = decide(fencing_facts(method=1, deadline=None)).effect
+    assert effect == FenceRequest("compute-01", method="manual", index=1, attempt=0)
+    last = decide(fencing_facts(method=1, now=DEADLINE))
+    assert last.to_state == sm.HELD and "Nova left untouched (no fencing method left after" in last.cause
+
+
+def test_a_refusing_method_is_not_retried():
+    _, decision = run(fencing_facts(), lambda e: Outcome(e, refused="no BMC address"))
+    assert decision.fence_step == (1, 0) and "refused: no BMC address" in decision.cause
+
+
+def test_a_timed_out_attempt_is_retried_and_the_last_one_holds_as_configured():
+    timed_out = decide(fencing_facts(now=DEADLINE))
+    assert timed_out.to_state == sm.FENCING and timed_out.fence_step == (0, 1) and timed_out.effect is None
+    inc = incident(sm.FENCING, fence_method=1)
+    f = dataclasses.replace(facts(sm.FENCING, inc=inc, now=DEADLINE, on_timeout=sm.FAILED), plan=PLAN)
+    assert decide(f).to_state == sm.FAILED
+
+
+def test_a_method_the_config_no_longer_has_holds():
+    decision = decide(fencing_facts(method=5))
+    assert decision.to_state == sm.HELD and "no fencing method 6" in decision.cause
+
+
+def test_an_outcome_of_another_attempt_proves_nothing():
+    f = fencing_facts(attempt=1)
+    stale = FenceCheck("compute-01", method="redfish", index=0, attempt=0)
+    found = Evidence(None, None, "compute-01", "redfish", "hostdown-bridge", "off", NOW)
+    decision = decide(dataclasses.replace(f, outcome=Outcome(stale, proof=found)))
+    assert decision.to_state is None and decision.proof is None

@@ -104,7 +104,7 @@ def test_compute_services_lists_every_nova_compute(nova, compute):
     listed = nova.compute_services()
     assert [s["host"] for s in listed] == ["compute-10", "compute-1", "compute-2"]
     assert listed[1] == {"host": "compute-1", "service_id": "uuid-compute-1", "state": "up", "status": "enabled",
-                         "forced_down": False, "zone": "nova"}
+                         "forced_down": False, "zone": "nova", "disabled_reason": None, "updated_at": None}
 
 
 def test_force_down_puts_forced_down_on_that_host_and_names_host_and_binary(nova, compute):

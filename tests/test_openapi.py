@@ -13,8 +13,8 @@ def test_every_route_is_documented_and_every_documented_path_exists(bridge):
         if rule.endpoint == "static":
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule).replace("{incident_id}", "{id}")
-        if "{action}" in path:  # any(retry, close)
-            routes |= {path.replace("{action}", a) for a in ("retry", "close")}
+        if "{action}" in path:  # any(retry, close, approve, cancel)
+            routes |= {path.replace("{action}", a) for a in ("retry", "close", "approve", "cancel")}
         else:
             routes.add(path)
     documented = set(openapi_document()["paths"])

@@ -11,7 +11,7 @@ from bridge import incidents as sm
 from bridge.cli import main
 from bridge.engine import Engine
 from bridge.store.retention import Retention, prune
-from bridge.store.tables import compute_hosts, evidence, incidents, signals, timeline
+from bridge.store.tables import compute_hosts, evidence, incidents, server_actions, signals, timeline
 from tests.harness.bridge_process import wait_until
 from tests.test_engine import alert
 from tests.test_leases import at_once, errors
@@ -23,7 +23,8 @@ POLICY = Retention(signals_days=30, closed_incidents_days=90, batch=2)  # small 
 def rows(bridge) -> dict[str, set]:
     """Every row id per table, and the inventory."""
     with bridge.store.engine.connect() as conn:
-        out = {t.name: set(conn.execute(sa.select(t.c.id)).scalars()) for t in (signals, incidents, timeline, evidence)}
+        out = {t.name: set(conn.execute(sa.select(t.c.id)).scalars()) 
+               for t in (signals, incidents, timeline, evidence, server_actions)}
         out["compute_hosts"] = set(conn.execute(sa.select(compute_hosts.c.host)).scalars())
     return out
 

@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from bridge.api import alerts, health, hosts, incidents, ratelimit
+from bridge.api import alerts, health, hosts, incidents, pause, ratelimit
 from bridge.api.request import BoundedRequest
 from bridge.engine import utcnow
 from bridge.inventory import Inventory
@@ -35,12 +35,12 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
-                                "inventory": inventory, "shed": None}
+                                "inventory": inventory}
     rates = config["server"]["rate_limit"]
     if rates["enabled"]:
-        app.extensions["bridge"]["shed"] = ratelimit.install(
-            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp])
-    for module in (alerts, incidents, hosts, health):
+        ratelimit.install(
+            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp, pause.bp])
+    for module in (alerts, incidents, hosts, pause, health):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(HTTPException)

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, abort, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge import rules, sources
+from bridge import metrics, rules, sources
 from bridge.api.context import config, now, require_webhook_token, store, wake_engine
 
 log = logging.getLogger(__name__)
@@ -30,5 +30,7 @@ def receive(source: str):
     except SQLAlchemyError:
         log.exception("cannot store %d signal(s) from %s", len(mapped), source)
         abort(503, "signals could not be stored; retry")  # every sender retries a 5xx
+    for signal in signals:
+        metrics.signal_received(source, signal.status)
     wake_engine()
     return {"accepted": len(stored), "duplicates": sum(s["duplicate"] for s in stored), "signals": stored}, 202

@@ -6,11 +6,11 @@ from importlib import resources
 
 import yaml
 from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.api.context import store
+from bridge import metrics as bridge_metrics
+from bridge.api.context import inventory, store
+from bridge.gating import ObserverCollector, observer_health
 from bridge.store import pending_migrations
 
 bp = Blueprint("health", __name__)
@@ -32,34 +32,18 @@ def readyz():
     if engine is not None:
         checks["engine"] = "ok" if engine.alive() else "stopped"
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
-
-
-class _StoreCollector:
-    """Counts read from the database, so every worker process reports the same numbers."""
-
-    def __init__(self, the_store):
-        self.store = the_store
-
-    def collect(self):
-        counts = self.store.counts()
-        incidents = GaugeMetricFamily("hostdown_bridge_incidents", "Incidents by state", labels=["state"])
-        for state, n in counts["incidents"].items():
-            incidents.add_metric([state], n)
-        signals = GaugeMetricFamily("hostdown_bridge_signals", "Stored signals by source", labels=["source"])
-        for source, n in counts["signals"].items():
-            signals.add_metric([source], n)
-        return [incidents, signals]
+    # the observers the gates trust: while one fails, fencing is held (alerts are still taken in)
+    observers = observer_health(inventory(), engine.gating if engine is not None else None)
+    return ({"status": "ready" if ready else "not ready", "checks": checks, "observers": observers},
+            200 if ready else 503)
 
 
 @bp.get("/metrics")
 def metrics():
-    registry = CollectorRegistry()
-    registry.register(_StoreCollector(store()))
-    shed = current_app.extensions["bridge"]["shed"]
-    if shed is not None:
-        registry.register(shed)
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    engine = current_app.extensions["bridge"]["engine"]
+    observers = ObserverCollector(inventory(), engine.gating if engine is not None else None)
+    body, content_type = bridge_metrics.exposition(store(), observers)
+    return Response(body, content_type=content_type)
 
 
 def openapi_document() -> dict:

@@ -1,4 +1,4 @@
-"""Per-host operator actions: fencing confirmation."""
+"""Per-host operator actions: fencing confirmation, return to service."""
 
 from __future__ import annotations
 
@@ -6,10 +6,25 @@ from flask import Blueprint, abort
 
 from bridge.api.context import (config, inventory, json_body, now, require_admin, required_reason, store,
                                 stored_text, wake_engine)
+from bridge import incidents as sm
+from bridge.engine import policy_from
 from bridge.hostnames import check_host_name
 from bridge.inventory import InventoryUnavailable
 
 bp = Blueprint("hosts", __name__)
+
+
+def _known_host(host: str) -> str:
+    """The host as Nova names it (exact, case, short name vs FQDN); 404 if Nova knows none."""
+    if (bad_host := check_host_name(host)) is not None:
+        abort(400, bad_host)
+    try:
+        resolved, why = inventory().resolve(host)
+    except InventoryUnavailable as exc:
+        abort(503, f"cannot check {host!r} against Nova: {exc}; retry")
+    if resolved is None:
+        abort(404, why)
+    return resolved
 
 
 @bp.post("/v1/hosts/<host>/fence-confirmation")
@@ -25,16 +40,38 @@ def fence_confirmation(host: str):
     if operator is not None:
         stored_text("operator", operator)
     # the same resolution as for alerts: with a cloud, only a host Nova knows can be confirmed
-    try:
-        resolved, why = inventory().resolve(host)
-    except InventoryUnavailable as exc:
-        abort(503, f"cannot check {host!r} against Nova: {exc}; retry")
-    if resolved is None:
-        abort(404, why)
-    host = resolved
+    host = _known_host(host)
     actor = f"{token_name} ({operator.strip()})" if operator and operator.strip() else token_name
     window = config()["fencing"]["confirmation_window"]
     record = store().add_confirmation(host, actor, reason, now(), window,
                                       detail={"token": token_name, "operator": operator})
     wake_engine(record["incident_id"])
     return record, 201
+
+
+RETURN_NOTE = ("The bridge undoes force-down, waits for nova-compute on {host} to report up, then {enable}. "
+               "After an evacuation Nova refuses to undo force-down until nova-compute on the host has "
+               "restarted and cleaned up the evacuated servers (their migrations move from done to completed): "
+               "start it. The bridge asks again every {poll:g}s for up to {wait:g}s, then holds the incident "
+               "with the reason; retry it once nova-compute runs.")
+
+
+@bp.post("/v1/hosts/<host>/return")
+def return_to_service(host: str):
+    """A person returns an out-of-service host (never an alert resolving)."""
+    actor = require_admin()
+    reason = required_reason(json_body())
+    host = _known_host(host)
+    incident = store().open_incident_for(host)
+    if incident is None:
+        abort(404, f"no open incident for {host}: the bridge returns only a host it took out of service")
+    policy = policy_from(config())
+    try:
+        incident = store().operator_action(incident["id"], sm.RETURN, actor, reason, now(), policy)
+    except ValueError as exc:
+        abort(409, str(exc))
+    wake_engine(incident["id"])
+    ret = policy.servers.returning
+    enable = "enables it" if ret.enable else "leaves it disabled (servers.return.enable is false)"
+    return {**incident, "note": RETURN_NOTE.format(host=host, enable=enable, poll=ret.poll_interval,
+                                                   wait=ret.wait)}, 202

@@ -1,4 +1,4 @@
-"""Incidents and signals: the read side, and operator retry/close."""
+"""Incidents and signals: the read side, and operator retry, close, cancel and gate approval."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from flask import Blueprint, abort, request, url_for
 
 from bridge.api.context import config, json_body, now, require_admin, required_reason, store, wake_engine
 from bridge.engine import policy_from
+from bridge.fencing.audit import attempts
+from bridge.gates import APPROVABLE
 
 bp = Blueprint("incidents", __name__)
 
@@ -92,6 +94,7 @@ def get_incident(incident_id: int):
     incident = store().get_incident(_incident_id(incident_id))
     if incident is None:
         abort(404, f"no incident {incident_id}")
+    incident["attempts"] = attempts(incident["timeline"], incident["evidence"])
     return _links(incident)
 
 
@@ -110,13 +113,26 @@ for _part in ("timeline", "evidence", "signals"):
     _incident_part(_part)
 
 
-@bp.post("/v1/incidents/<int:incident_id>/<any(retry, close):action>")
+def _gate(body: dict, action: str) -> str | None:
+    """approve names the one gate it releases (bridge/gates.py APPROVABLE); the others name none."""
+    gate = body.get("gate")
+    if action != "approve":
+        if gate is not None:
+            abort(400, f"gate: only approve takes a gate, not {action}")
+        return None
+    if not isinstance(gate, str) or gate not in APPROVABLE:
+        abort(400, f"gate: required, one of {', '.join(sorted(APPROVABLE))}")
+    return gate
+
+
+@bp.post("/v1/incidents/<int:incident_id>/<any(retry, close, approve, cancel):action>")
 def operator_action(incident_id: int, action: str):
     actor = require_admin()
-    reason = required_reason(json_body())
+    body = json_body()
+    reason, gate = required_reason(body), _gate(body, action)
     try:
         incident = store().operator_action(_incident_id(incident_id), action, actor, reason, now(),
-                                           policy_from(config()))
+                                           policy_from(config()), gate=gate)
     except LookupError as exc:
         abort(404, str(exc))
     except ValueError as exc:

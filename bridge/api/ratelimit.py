@@ -3,7 +3,7 @@
 A webhook token is counted per source, an admin token across the operator API. Counters live
 in each worker process's memory, so the whole server allows up to server.workers times the rate.
 A shed webhook request gets its source's server.rate_limit.shed_status (the status that source
-retries), an admin request 429. Shed requests are logged and counted on /metrics.
+retries), an admin request 429. Shed requests are logged and counted on /metrics (hostdown_bridge_requests_shed_total).
 
 Each limit is a moving window (at most COUNT requests in any PERIOD), kept as the times of a
 caller's last COUNT requests: a check costs O(1) and starts no thread. (flask-limiter's memory
@@ -23,8 +23,8 @@ from typing import Callable
 
 import limits
 from flask import Flask, jsonify, request
-from prometheus_client import Counter
 
+from bridge import metrics
 from bridge.api.context import bearer
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,10 @@ def _source() -> str:
     return (request.view_args or {}).get("source", "")
 
 
-def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Counter:
+def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> None:
     webhooks = {blueprint.name for blueprint in webhook_blueprints}
     admins = {blueprint.name for blueprint in admin_blueprints}
     webhook_windows, admin_windows = MovingWindows(rates["webhook"]), MovingWindows(rates["admin"])
-    # not in the global registry: each app (one per worker process) counts its own
-    shed = Counter("hostdown_bridge_requests_shed", "Requests refused over server.rate_limit, "
-                   "in this worker process", ["api", "source"], registry=None)
 
     @app.before_request
     def _limit():
@@ -108,7 +105,7 @@ def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Co
             status = rates["shed_status"].get(source, 429)
         else:
             source, status = "", 429
-        shed.labels(api, source).inc()
+        metrics.SHED.labels(api, source).inc()
         log.warning("shed %s request%s over server.rate_limit (%s): %d, retry after %d s", api,
                     f" from {source}" if source else "", item, status, retry_after)
         response = jsonify(error="Service Unavailable" if status == 503 else "Too Many Requests",
@@ -116,5 +113,3 @@ def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> Co
         response.status_code = status
         response.headers["Retry-After"] = str(retry_after)
         return response
-
-    return shed

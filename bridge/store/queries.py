@@ -12,13 +12,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bridge import incidents as sm
 from bridge.effects import Evidence, Outcome
 from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
-from bridge.rules import HOST_DOWN, Mapping
+from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
-from bridge.store import arrivals
+from bridge import servers as sv
+from bridge.store import arrivals, gating, prepared, server_actions
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
-from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals, timeline
+from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals
 
 SYSTEM = "bridge"
 
@@ -34,6 +35,7 @@ class Snapshot:
     evidence: tuple[Evidence, ...]
     proof: Evidence | None
     busy: bool = False  # leased by a worker right now
+    servers: tuple[sv.ServerAction, ...] = ()  # the host's server rows (bridge.store.server_actions)
 
 
 Claim = Snapshot  # what a worker holds while it has the lease
@@ -41,11 +43,28 @@ Claim = Snapshot  # what a worker holds while it has the lease
 
 def _incident(row) -> Incident:
     return Incident(id=row.id, host=row.host, state=row.state, dry_run=row.dry_run,
-                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id)
+                    fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id,
+                    fence_method=row.fence_method, fence_attempt=row.fence_attempt)
 
 
 def _evidence(row) -> Evidence:
     return Evidence(row.id, row.incident_id, row.host, row.kind, row.actor, row.reason, row.at, row.detail)
+
+
+def _joined_evidence(row) -> Evidence:
+    """Evidence from a row of prepared.SNAPSHOT."""
+    return Evidence(row.ev_id, row.ev_incident_id, row.ev_host, row.ev_kind, row.ev_actor, row.ev_reason,
+                    row.ev_at, row.ev_detail)
+
+
+def _snapshot(row, bound: tuple[Evidence, ...], now: datetime, servers: tuple[sv.ServerAction, ...]) -> Snapshot:
+    """The snapshot of an incident row, the evidence bound to it and its server rows."""
+    # kept by intake as signals are taken in: nothing to count here
+    counts = row.signal_counts or {}
+    firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
+    proof = next((ev for ev in bound if ev.id == row.proof_id), None)
+    busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
+    return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy, servers)
 
 
 def _timeline_row(incident_id: int, now: datetime, from_state: str | None, to_state: str,
@@ -55,7 +74,18 @@ def _timeline_row(incident_id: int, now: datetime, from_state: str | None, to_st
 
 
 def _timeline(conn, *args, **kwargs) -> None:
-    conn.execute(timeline.insert(), [_timeline_row(*args, **kwargs)])
+    conn.execute(prepared.ADD_TIMELINE, [_timeline_row(*args, **kwargs)])
+
+
+def _add_evidence(conn, host: str, incident_id: int | None, kind: str, actor: str, reason: str, now: datetime,
+                  window: float, detail: dict) -> tuple[int, datetime | None]:
+    """Fencing evidence a person or an alert gave: bound to the host's open incident, or waiting
+    `window` seconds for its next one. Returns its id and, when waiting, until when."""
+    expires = None if incident_id is not None else now + timedelta(seconds=window)
+    evidence_id = conn.execute(prepared.ADD_EVIDENCE, {
+        "host": host, "incident_id": incident_id, "kind": kind, "actor": actor, "reason": reason, "at": now,
+        "expires_at": expires or now, "detail": detail}).inserted_primary_key[0]
+    return evidence_id, expires
 
 
 def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
@@ -68,6 +98,9 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
         values.update(closed_at=now, due_at=None)
     if decision.fence_deadline is not None:
         values["fence_deadline"] = decision.fence_deadline
+    if decision.fence_step is not None:  # the next fencing attempt: its deadline too, None until requested
+        values.update(fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
+                      fence_deadline=decision.fence_deadline)
     return values
 
 
@@ -193,7 +226,8 @@ class Store(Reads):
             claimed = {row.id: row for row in conn.execute(
                 _CLAIM_SIGNALS, {"signal_ids": [signal_id for signal_id, _, _ in items], "taken_at": now})}
             batch = _IntakeBatch(self, conn, now, dry_run, list(claimed.values()),
-                                 {host for signal_id, host, _ in items if host is not None and signal_id in claimed})
+                                 {host for signal_id, host, _ in items if host is not None and signal_id in claimed},
+                                 confirmation_window)
             out = [None if signal_id not in claimed else batch.take(claimed[signal_id], host, note)
                    for signal_id, host, note in items]
             batch.finish()
@@ -232,43 +266,39 @@ class Store(Reads):
 
     def next_due(self, now: datetime) -> datetime | None:
         """When this worker may next find work: a leased incident is not due before its lease ends."""
-        held = sa.and_(incidents.c.lease_owner.is_not(None), incidents.c.lease_expires > now)
-        when = sa.case((held, incidents.c.lease_expires), else_=incidents.c.due_at)
         with self.reader.connect() as conn:
-            return conn.execute(sa.select(sa.func.min(sa.type_coerce(when, UTCDateTime))).where(
-                incidents.c.closed_at.is_(None), incidents.c.due_at.is_not(None))).scalar()
+            return conn.execute(prepared.NEXT_DUE, {"now": now}).scalar()
 
     def due_incidents(self, now: datetime, limit: int = 20) -> list[int]:
-        free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
         with self.reader.connect() as conn:
-            return list(conn.execute(sa.select(incidents.c.id).where(
-                incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
-            ).order_by(incidents.c.due_at).limit(limit)).scalars())
+            return list(conn.execute(prepared.DUE, {"now": now, "limit": limit}).scalars())
 
     def claim(self, incident_id: int, owner: str, now: datetime, lease_seconds: float) -> Claim | None:
         """Take the incident's lease; a new epoch makes any older holder's commit fail."""
-        free = sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now)
         with self._write() as conn:
-            row = conn.execute(incidents.update().where(
-                incidents.c.id == incident_id, incidents.c.closed_at.is_(None), incidents.c.due_at <= now, free,
-            ).values(lease_owner=owner, lease_expires=now + timedelta(seconds=lease_seconds),
-                     epoch=incidents.c.epoch + 1).returning(*incidents.c)).first()
+            row = conn.execute(prepared.CLAIM, {"incident": incident_id, "now": now, "worker": owner,
+                                                "until": now + timedelta(seconds=lease_seconds)}).first()
             return None if row is None else self._snapshot(conn, row, now)
+
+    def release_leases(self, owner: str) -> int:
+        """Give up every lease `owner` holds: a worker shutting down, its steps over."""
+        with self._write() as conn:
+            return conn.execute(incidents.update().where(incidents.c.lease_owner == owner)
+                                .values(lease_owner=None, lease_expires=None)).rowcount
 
     def snapshot(self, incident_id: int, now: datetime) -> Snapshot | None:
         with self.reader.connect() as conn:
-            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
-            return None if row is None else self._snapshot(conn, row, now)
+            rows = conn.execute(prepared.SNAPSHOT, {"incident": incident_id}).all()
+            if not rows:
+                return None
+            servers = server_actions.load(conn, incident_id, rows[0].state)
+        return _snapshot(rows[0], tuple(_joined_evidence(r) for r in rows if r.ev_id is not None), now, servers)
 
-    def _snapshot(self, conn, row, now: datetime) -> Snapshot:
-        # kept by intake as signals are taken in: nothing to count here
-        counts = row.signal_counts or {}
-        firing, resolved = dict(counts.get(FIRING, {})), dict(counts.get(RESOLVED, {}))
-        bound = tuple(_evidence(ev) for ev in conn.execute(
-            sa.select(evidence).where(evidence.c.incident_id == row.id).order_by(evidence.c.id)))
-        proof = next((ev for ev in bound if ev.id == row.proof_id), None)
-        busy = row.lease_owner is not None and row.lease_expires is not None and row.lease_expires > now
-        return Snapshot(_incident(row), row.epoch, row.nudges, Signals(firing, resolved), bound, proof, busy)
+    @staticmethod
+    def _snapshot(conn, row, now: datetime) -> Snapshot:
+        """The snapshot of an incident row read in this transaction."""
+        return _snapshot(row, tuple(_evidence(ev) for ev in conn.execute(prepared.EVIDENCE_OF, {"incident": row.id})),
+                         now, server_actions.load(conn, row.id, row.state))
 
     def commit(self, claim: Claim, owner: str, decision: Decision, now: datetime,
                outcome: Outcome | None = None, *, keep_lease: bool = False,
@@ -288,77 +318,79 @@ class Store(Reads):
         """commit(), returning the snapshot the next step starts from (None: lease lost).
         When no event touched the incident meanwhile (same nudges), that is what was just
         written, without reading it back."""
-        values: dict[str, Any] = {
-            "updated_at": now,
-            # an event that came in during the step means: look again now
-            "due_at": sa.case((incidents.c.nudges != claim.nudges, sa.literal(now, UTCDateTime)),
-                              else_=sa.literal(decision.due_at, UTCDateTime)),
-            **_transition(decision, now),
-        }
-        held = incidents.c.lease_owner == owner
+        values: dict[str, Any] = _transition(decision, now)
         epoch = claim.epoch
         if lease_until is not None:
-            held = sa.and_(sa.or_(incidents.c.lease_owner.is_(None), incidents.c.lease_expires < now),
-                           incidents.c.closed_at.is_(None))
-            values["epoch"] = incidents.c.epoch + 1
             epoch += 1
             if keep_lease:
                 values.update(lease_owner=owner, lease_expires=lease_until)
         if not keep_lease:
             values.update(lease_owner=None, lease_expires=None)
+        # proof already recorded (a person's confirmation): bound by the same UPDATE, if it is this incident's
+        known = decision.to_state is not None and decision.proof is not None and decision.proof.id is not None
+        statement = prepared.advance(tuple(sorted(values)), lease_until is not None, known)
+        params = {f"set_{column}": value for column, value in values.items()}
+        params.update(incident=claim.incident.id, at_epoch=claim.epoch, worker=owner, now=now, seen_nudges=claim.nudges,
+                      due=decision.due_at, proof=decision.proof.id if known else None)
         with self._write() as conn:
-            row = conn.execute(incidents.update().where(
-                incidents.c.id == claim.incident.id, incidents.c.epoch == claim.epoch, held,
-            ).values(**values).returning(incidents.c.nudges)).first()
+            row = conn.execute(statement, params).first()
             if row is None:
                 return None  # the lease was lost: another worker owns this incident now
-            proof = self._record(conn, claim.incident, decision, now, outcome)
+            if known and row.proof_id != decision.proof.id:  # decide() never names foreign proof; the database says so too
+                raise ValueError(f"evidence {decision.proof.id} does not belong to incident {claim.incident.id}")
+            proof = self._record(conn, claim.incident, decision, now, outcome, bound=known)
             if row.nudges != claim.nudges:
-                return replace(self._snapshot(conn, conn.execute(
-                    sa.select(incidents).where(incidents.c.id == claim.incident.id)).one(), now), epoch=epoch)
+                return replace(self._snapshot(conn, conn.execute(prepared.INCIDENT, {"incident": claim.incident.id}).one(),
+                                              now), epoch=epoch)
         inc = claim.incident
         if decision.to_state is not None:
             inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
                           fence_deadline=decision.fence_deadline or inc.fence_deadline,
                           proof_id=proof.id if proof else inc.proof_id)
+            if decision.fence_step is not None:
+                inc = replace(inc, fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
+                              fence_deadline=decision.fence_deadline)
         bound = claim.evidence + ((proof,) if proof is not None and proof not in claim.evidence else ())
-        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof)
+        rows = sv.merge(claim.servers, outcome.servers) if outcome is not None else claim.servers
+        return replace(claim, incident=inc, epoch=epoch, evidence=bound, proof=proof or claim.proof, servers=rows)
 
     def _record(self, conn, inc: Incident, decision: Decision, now: datetime, outcome: Outcome | None,
-                actor: str = SYSTEM) -> Evidence | None:
-        """The rest of what a decision says: its effect's outcome, its proof, its timeline row.
-        Returns the proof as bound (with its id)."""
+                actor: str = SYSTEM, bound: bool = False) -> Evidence | None:
+        """The rest of what a decision says: its effect's outcome, its proof (unless the caller
+        has `bound` it already), its timeline row. Returns the proof as bound (with its id)."""
         rows = []
+        if outcome is not None and outcome.servers:
+            server_actions.save(conn, inc.id, outcome.servers, now)
         if outcome is not None and outcome.note:
             rows.append(_timeline_row(inc.id, now, inc.state, inc.state, outcome.note, detail=outcome.detail))
         proof = None
         if decision.to_state is not None:
             detail = dict(decision.detail)
             if decision.proof is not None:
-                proof = replace(decision.proof, id=self._bind_proof(conn, inc, decision.proof, now),
-                                incident_id=inc.id)
-                conn.execute(incidents.update().where(incidents.c.id == inc.id).values(proof_id=proof.id))
+                proof_id = decision.proof.id if bound else self._bind_proof(conn, inc, decision.proof)
+                proof = replace(decision.proof, id=proof_id, incident_id=inc.id)
                 detail["evidence_id"] = proof.id
             rows.append(_timeline_row(inc.id, now, inc.state, decision.to_state, decision.cause, actor, detail))
         if rows:
-            conn.execute(timeline.insert(), rows)
+            conn.execute(prepared.ADD_TIMELINE, rows)
         return proof
 
     @staticmethod
-    def _bind_proof(conn, inc: Incident, proof: Evidence, now: datetime) -> int:
-        if proof.id is None:  # found by a driver just now: recorded as this incident's evidence
-            return conn.execute(evidence.insert().values(
-                host=inc.host, incident_id=inc.id, kind=proof.kind, actor=proof.actor, reason=proof.reason,
-                at=proof.at, expires_at=proof.at, detail=proof.detail)).inserted_primary_key[0]
-        owned = conn.execute(sa.select(evidence.c.id).where(
-            evidence.c.id == proof.id, evidence.c.incident_id == inc.id, evidence.c.host == inc.host)).first()
-        if owned is None:  # decide() never names foreign proof; the database says so too
-            raise ValueError(f"evidence {proof.id} does not belong to incident {inc.id}")
-        return proof.id
-
-    def _nudge(self, conn, incident_id: int, now: datetime) -> None:
-        conn.execute(incidents.update().where(incidents.c.id == incident_id)
-                     .values(due_at=now, nudges=incidents.c.nudges + 1))
+    def _bind_proof(conn, inc: Incident, proof: Evidence) -> int:
+        """Make `proof` the incident's; evidence found by a driver just now is recorded first."""
+        if proof.id is None:
+            proof_id = conn.execute(prepared.ADD_EVIDENCE, {
+                "host": inc.host, "incident_id": inc.id, "kind": proof.kind, "actor": proof.actor,
+                "reason": proof.reason, "at": proof.at, "expires_at": proof.at, "detail": proof.detail,
+            }).inserted_primary_key[0]
+        else:
+            owned = conn.execute(sa.select(evidence.c.id).where(
+                evidence.c.id == proof.id, evidence.c.incident_id == inc.id, evidence.c.host == inc.host)).first()
+            if owned is None:  # decide() never names foreign proof; the database says so too
+                raise ValueError(f"evidence {proof.id} does not belong to incident {inc.id}")
+            proof_id = proof.id
+        conn.execute(prepared.SET_PROOF, {"incident": inc.id, "proof": proof_id})
+        return proof_id
 
     # ---- operators -------------------------------------------------------------------
 
@@ -375,25 +407,20 @@ class Store(Reads):
         `window` seconds for the host's next incident (incidents.early_confirmation_counts)."""
         with self._write() as conn:
             lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
-            inc = conn.execute(sa.select(incidents).where(
-                incidents.c.host == host, incidents.c.closed_at.is_(None))).first()
+            inc = conn.execute(prepared.NUDGE_OPEN, {"on_host": host, "now": now}).first()  # it looks again now
             target = None if inc is None else inc.id
-            expires = now + timedelta(seconds=window)
-            evidence_id = conn.execute(evidence.insert().values(
-                host=host, incident_id=target, kind="manual", actor=actor, reason=reason, at=now,
-                expires_at=now if target else expires, detail=detail)).inserted_primary_key[0]
+            evidence_id, expires = _add_evidence(conn, host, target, "manual", actor, reason, now, window, detail)
             if target is not None:
-                self._nudge(conn, target, now)
                 more = " (more evidence)" if inc.proof_id is not None else ""
                 _timeline(conn, target, now, inc.state, inc.state, f"fencing confirmed by {actor}: {reason}{more}",
                           actor=actor, detail={"evidence_id": evidence_id})
         return {"evidence_id": evidence_id, "incident_id": target, "host": host, "actor": actor,
-                "reason": reason, "at": now, "expires_at": None if target else expires}
+                "reason": reason, "at": now, "expires_at": expires}
 
     def operator_action(self, incident_id: int, action: str, actor: str, reason: str, now: datetime,
-                        policy: Policy = Policy()) -> dict:
-        """A person's retry or close, as decide() rules on it. LookupError: no such incident;
-        ValueError: refused now (the message says why)."""
+                        policy: Policy = Policy(), gate: str | None = None) -> dict:
+        """A person's retry, close, cancel or approval of a gate, as decide() rules on it.
+        LookupError: no such incident; ValueError: refused now (the message says why)."""
         with self._write() as conn:
             # FOR UPDATE: two operators at once on PostgreSQL would both pass decide()
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()).first()
@@ -402,14 +429,30 @@ class Store(Reads):
             snap = self._snapshot(conn, row, now)
             decision = sm.decide(sm.Facts(
                 now=now, incident=snap.incident, signals=snap.signals, evidence=snap.evidence, proof=snap.proof,
-                policy=policy, action=OperatorAction(action, actor, reason), busy=snap.busy))
+                policy=policy, action=OperatorAction(action, actor, reason, gate), busy=snap.busy,
+                servers=snap.servers))
             if decision.refused:
                 raise ValueError(decision.refused)
+            if action == sm.APPROVE:
+                gating.record_approval(conn, incident_id, gate, actor, reason, now)
+                if decision.to_state is None:  # not held now: the approval waits for the gate
+                    _timeline(conn, incident_id, now, snap.incident.state, snap.incident.state, decision.cause,
+                              actor=actor, detail={"approved": gate})
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(
                 {"updated_at": now, "due_at": decision.due_at, "nudges": incidents.c.nudges + 1,
                  "epoch": incidents.c.epoch + 1, **_transition(decision, now)}))
             self._record(conn, snap.incident, decision, now, None, actor=actor)
         return self.get_incident(incident_id)
+
+    def set_pause(self, on: bool, actor: str, reason: str, now: datetime) -> str | None:
+        """Pause the bridge (nothing new starts) or lift the pause; returns what is in force."""
+        with self._write() as conn:
+            gating.set_paused(conn, on, actor, reason, now)
+            return gating.paused(conn)
+
+    def pause_state(self) -> str | None:
+        with self.reader.connect() as conn:
+            return gating.paused(conn)
 
     # ---- read side -------------------------------------------------------------------
 
@@ -457,8 +500,9 @@ class _IntakeBatch:
     kind for the whole batch (their hosts' open incidents, their alerts' earlier reports); the
     counts are kept in memory; the writes go out together, one statement each, by finish()."""
 
-    def __init__(self, store: Store, conn, now: datetime, dry_run: bool, claimed: list, hosts: set[str]):
-        self.store, self.conn, self.now, self.dry_run = store, conn, now, dry_run
+    def __init__(self, store: Store, conn, now: datetime, dry_run: bool, claimed: list, hosts: set[str],
+                 window: float = 0):
+        self.store, self.conn, self.now, self.dry_run, self.window = store, conn, now, dry_run, window
         self.by_id: dict[int, _Tracked] = {}
         self.open_for: dict[str, _Tracked | None] = dict.fromkeys(hosts)
         if hosts:
@@ -475,7 +519,7 @@ class _IntakeBatch:
         self.bursts = arrivals.Bursts(conn, now, _timeline_row)  # joins, attaches, resolves: one entry per burst
 
     def take(self, sig, host: str | None, note: str) -> int | None:
-        inc = self._incident_for(sig, host)
+        inc = self._power_off(sig, host) if sig.kind == POWER_OFF else self._incident_for(sig, host)
         incident_id = None if inc is None else inc.id
         self.taken.append({"signal_id": sig.id, "to_host": host, "to_note": note, "to_incident": incident_id})
         for report in self._reports(sig):
@@ -501,6 +545,24 @@ class _IntakeBatch:
             verb = arrivals.JOINED if admission.action == sm.JOIN else arrivals.ATTACHED
             self.bursts.note(inc.id, inc.state, verb, sig, admission.cause)
         self._count(inc, sig)
+        return inc
+
+    def _power_off(self, sig, host: str | None) -> _Tracked | None:
+        """A rule with kind power_off: its firing alert is fencing evidence (kind "alert") for the
+        host, bound like a person's confirmation. Its resolve changes nothing."""
+        if sig.status != FIRING or host is None:
+            return None
+        inc = self.open_for.get(host)
+        actor = f"{sig.source} alert {sig.fingerprint}"
+        reason = f"rule {sig.rule!r}: the host's power is off"
+        evidence_id, _ = _add_evidence(self.conn, host, inc and inc.id, "alert", actor, reason, self.now, self.window,
+                                       {"signal_id": sig.id, "source": sig.source, "fingerprint": sig.fingerprint,
+                                        "rule": sig.rule})
+        if inc is None:
+            return None
+        _timeline(self.conn, inc.id, self.now, inc.state, inc.state, f"fencing evidence: power-off alert, {actor} "
+                  f"({sig.rule})", detail={"evidence_id": evidence_id, "signal_id": sig.id})
+        inc.changed = inc.nudge = True
         return inc
 
     def _resolved(self, sig) -> _Tracked | None:

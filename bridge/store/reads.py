@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.rules import HOST_DOWN
+from bridge.signals import FIRING
+from bridge.store import server_actions
 from bridge.store.tables import evidence, incidents, signals, timeline
 
 RECENT = 50  # timeline entries and evidence shown with an incident; the rest are paged
@@ -71,6 +73,7 @@ class Reads:
                     sa.select(signals.c.source, signals.c.status, sa.func.count())
                     .where(signals.c.incident_id == incident_id).group_by(signals.c.source, signals.c.status)):
                 by_source.setdefault(source, {})[status] = n
+            out["servers"] = server_actions.shown(conn, incident_id)  # one row per server, never many
             out["counts"] = {
                 "timeline": self._count(conn, timeline, incident_id),
                 "evidence": self._count(conn, evidence, incident_id),
@@ -78,6 +81,10 @@ class Reads:
                 "signals_by_source": by_source,
             }
         return out
+
+    def server_action_counts(self) -> dict[tuple[str, str], int]:
+        with self.reader.connect() as conn:
+            return server_actions.counts(conn)
 
     @staticmethod
     def _count(conn, table, incident_id: int) -> int:
@@ -99,3 +106,17 @@ class Reads:
 
     def incident_signals(self, incident_id: int, *, after: int = 0, limit: int = 100) -> list[dict] | None:
         return self._incident_page(signals, incident_id, after, limit)
+
+    def milestones(self, incident_id: int) -> dict:
+        """For the timeline metrics: the incident's first firing alert (its startsAt, when it
+        was stored) and when the incident last became fenced."""
+        with self.reader.connect() as conn:
+            first = conn.execute(sa.select(signals.c.starts_at, signals.c.received_at)
+                                 .where(signals.c.incident_id == incident_id, signals.c.status == FIRING)
+                                 .order_by(signals.c.received_at, signals.c.id).limit(1)).first()
+            fenced_at = conn.execute(sa.select(sa.func.max(timeline.c.at)).where(
+                timeline.c.incident_id == incident_id, timeline.c.to_state == "fenced")).scalar()
+        marks = {"fenced_at": fenced_at}
+        if first is not None:
+            marks.update(starts_at=first.starts_at, received_at=first.received_at)
+        return marks

@@ -20,9 +20,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bridge.store.database import WriteLock, lock, readers, writing
-from bridge.store.tables import evidence, incidents, signals, timeline
+from bridge.store.tables import approvals, evidence, incidents, server_actions, signals, timeline
 
-KINDS = ("signals", "incidents", "timeline", "evidence")
+KINDS = ("signals", "incidents", "timeline", "evidence", "server_actions")
+# what belongs to an incident and goes with it
+_OF_INCIDENT = (("signals", signals), ("timeline", timeline), ("evidence", evidence),
+                ("server_actions", server_actions))
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,13 @@ def prune(engine: sa.Engine, policy: Retention, now: datetime, *, dry_run: bool 
                 "incidents": _count(conn, incidents, due.incidents),
                 "timeline": _count(conn, timeline, due.of_incidents(timeline)),
                 "evidence": _count(conn, evidence, sa.or_(due.confirmations, due.of_incidents(evidence))),
+                "server_actions": _count(conn, server_actions, due.of_incidents(server_actions)),
             }
     write_lock = write_lock or WriteLock(engine)
     done = dict.fromkeys(KINDS, 0)
     done["signals"] = _delete_all(engine, write_lock, signals, due.signals, policy.batch)
     done["evidence"] = _delete_all(engine, write_lock, evidence, due.confirmations, policy.batch)
-    for kind, table in (("signals", signals), ("timeline", timeline), ("evidence", evidence)):
+    for kind, table in _OF_INCIDENT:
         done[kind] += _delete_all(engine, write_lock, table, due.of_incidents(table), policy.batch)
     while True:
         with writing(engine, write_lock) as conn:
@@ -100,8 +104,9 @@ def prune(engine: sa.Engine, policy: Retention, now: datetime, *, dry_run: bool 
             ids = list(conn.execute(sa.select(incidents.c.id).where(due.incidents)
                                     .order_by(incidents.c.id).limit(policy.batch)).scalars())
             # a resolve taken in since may have linked one more signal to an ended incident
-            for kind, table in (("signals", signals), ("timeline", timeline), ("evidence", evidence)):
+            for kind, table in _OF_INCIDENT:
                 done[kind] += conn.execute(table.delete().where(table.c.incident_id.in_(ids))).rowcount
+            conn.execute(approvals.delete().where(approvals.c.incident_id.in_(ids)))  # few: not counted
             done["incidents"] += conn.execute(incidents.delete().where(incidents.c.id.in_(ids))).rowcount
         if len(ids) < policy.batch:
             return done

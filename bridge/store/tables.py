@@ -85,6 +85,9 @@ incidents = sa.Table(
     # its alerts, each counted once by its latest status, per source: {"firing": {source: n},
     # "resolved": {...}}; kept by intake as signals are taken in (NULL: none yet)
     sa.Column("signal_counts", sa.JSON),
+    # which of the host's fencing methods (index) and which attempt of it, both from 0
+    sa.Column("fence_method", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fence_attempt", sa.Integer, nullable=False, server_default="0"),
 )
 # one open incident per host, enforced by the database itself
 sa.Index("one_open_incident_per_host", incidents.c.host, unique=True,
@@ -103,6 +106,7 @@ timeline = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
 )
 sa.Index("timeline_by_incident", timeline.c.incident_id, timeline.c.id)
+sa.Index("timeline_by_state", timeline.c.to_state, timeline.c.at)  # fencing starts within the rate window
 
 evidence = sa.Table(
     "evidence", metadata,
@@ -128,4 +132,53 @@ compute_hosts = sa.Table(
     sa.Column("forced_down", sa.Boolean),
     sa.Column("zone", sa.String(255)),
     sa.Column("refreshed_at", UTCDateTime, nullable=False),
+    sa.Column("disabled_reason", sa.Text),  # who disabled it, if someone did
+    sa.Column("updated_at", UTCDateTime),  # the service's last heartbeat, as Nova saw it
 )
+
+# a person's approval of one gate for one incident (bridge/gates.py APPROVABLE)
+approvals = sa.Table(
+    "approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("gate", sa.String(64), nullable=False),
+    sa.Column("actor", Name(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+sa.Index("approvals_by_incident", approvals.c.incident_id, approvals.c.gate)
+
+# the global pause, as people set and lifted it; the latest row is in force
+pauses = sa.Table(
+    "pauses", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("actor", Name(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+# the failed host's servers: one row per server per incident (bridge.servers.ServerAction)
+server_actions = sa.Table(
+    "server_actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("server_id", sa.String(64), nullable=False),
+    sa.Column("name", Name(), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("vm_state", sa.String(32)),
+    sa.Column("task_state", sa.String(32)),
+    sa.Column("user_locked", sa.Boolean, nullable=False),
+    sa.Column("locked_by_bridge", sa.Boolean, nullable=False),
+    sa.Column("target_host", Name()),
+    sa.Column("result_host", Name()),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("listed_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+sa.Index("server_actions_by_incident", server_actions.c.incident_id, server_actions.c.server_id, unique=True)

@@ -185,3 +185,23 @@ class Process:
             return http_status(url, timeout=1) == 200
 
         wait_until(f"{self.name} at {url}", answers, timeout, interval=0.1)
+
+
+class Peer:
+    """A server tests start (a simulator, an API) in one Process: start() it, or use it as a
+    context manager; stop() stops its whole process group."""
+
+    process: Process | None = None
+
+    def start(self) -> "Peer":
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -18,20 +18,5 @@ def real_nova():
     or stopping the lab under this one.  Never skips: if the lab cannot come
     up, the error (with the failing service's log tail) fails the tests.
     """
-    lab = NovaLab()
-    with lab.exclusive():
-        started = not lab.is_running()
-        if started:
-            lab.stop()  # leftovers of a half-running lab (our PIDs only)
-            try:
-                lab.up()
-            except BaseException:
-                lab.stop()
-                raise
-        try:
-            for host in lab.hosts:  # a reused lab may carry earlier state
-                lab.reset_host(host)
-            yield lab
-        finally:
-            if started:
-                lab.stop()
+    with NovaLab().session() as lab:
+        yield lab

@@ -8,6 +8,7 @@ proxy in front of nova-api; the bridge is SIGKILLed mid-step and must finish exa
 from __future__ import annotations
 
 import copy
+import signal
 import threading
 from datetime import datetime
 
@@ -194,3 +195,28 @@ def test_an_older_cloud_gets_the_2_11_force_down_call(
     svc = service(real_nova, host)
     assert svc.is_forced_down and svc.state == "down" and svc.status == "disabled"
     assert f"incident {done['id']}" in svc.disabled_reason
+
+
+def test_sigterm_mid_force_down_finishes_the_step_and_releases_the_lease_for_the_next_process(
+        tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy):
+    host = "compute-2"
+    release = threading.Event()
+    fault = nova_proxy.add("PUT", "/os-services", hold=release, times=1)
+    # a lease far longer than the test: the next process can only go on if it was released
+    config = {**live_config(tmp_path), "engine": {"lease_seconds": 600, "idle_poll": 0.5}}
+    bridge = bridge_process(config, env=bridge_env)
+    bridge.post_alert("alertmanager", alert(host, "realnova-sigterm"))
+    bridge.confirm(host)
+    wait_until("the force-down PUT to be in flight", lambda: fault.held, timeout=30)
+    threading.Timer(1.0, release.set).start()  # Nova answers after the SIGTERM
+    bridge.kill(signal.SIGTERM)  # waits until master and workers are gone
+    assert bridge.process.proc.returncode == 0, bridge.log()
+    assert "lease(s) released" in bridge.log()
+
+    restarted = bridge_process(config, env=bridge_env)  # same database, new process
+    done = restarted.wait_for_incident(host, sm.OUT_OF_SERVICE, timeout=60)
+    moves = [t["to_state"] for t in done["timeline"] if t["from_state"] != t["to_state"]]
+    assert moves == [sm.SUSPECTED, sm.FENCING, sm.FENCED, sm.FORCED_DOWN, sm.NOVA_DOWN, sm.OUT_OF_SERVICE]
+    forced = next(t for t in done["timeline"] if t["to_state"] == sm.FORCED_DOWN)
+    assert forced["cause"] == "nova-compute service forced down"  # the first process's step, committed
+    assert nova_proxy.count("PUT", "/os-services") == 2  # one force-down, one disable

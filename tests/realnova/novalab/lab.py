@@ -75,6 +75,28 @@ class NovaLab:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    @contextlib.contextmanager
+    def session(self):
+        """The lab held for this process, with every compute host up, enabled,
+        not forced down: a running lab is reused and left running, else one is
+        started here and stopped at the end (the real_nova fixture, benchmarks)."""
+        with self.exclusive():
+            started = not self.is_running()
+            if started:
+                self.stop()  # leftovers of a half-running lab (our PIDs only)
+                try:
+                    self.up()
+                except BaseException:
+                    self.stop()
+                    raise
+            try:
+                for host in self.hosts:  # a reused lab may carry earlier state
+                    self.reset_host(host)
+                yield self
+            finally:
+                if started:
+                    self.stop()
+
     # ---------------------------------------------------------- life cycle
     def install(self):
         """apt rabbitmq-server + the pinned nova venv; skips what exists."""

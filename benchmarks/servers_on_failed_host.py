@@ -1,0 +1,115 @@
+"""The failed host's servers against the real Nova: from fencing proof until every request is
+issued, and until every server is in its final state as read back from Nova.
+
+Runs the bridge as a real gunicorn process against the lab of tests/realnova (it takes the lab's
+lock: NOVALAB_DIR=/work/main/.novabox; start the lab first: python -m tests.realnova.novalab up).
+Per server count (10, 50, 100) the servers boot on compute-1 (one request), compute-1's
+nova-compute is stopped, an alert comes and fencing is confirmed, for each policy in turn:
+none (final: Nova shows host_status DOWN), error (final: ERROR), evacuate (final: ACTIVE on
+compute-2, no task). Between policies the host is put back and the servers reset to active.
+
+    .venv/bin/python benchmarks/servers_on_failed_host.py [--counts 10,50,100]
+
+One row per count and policy; the last line:
+servers_on_failed_host n=100 policy=evacuate issued_s=<x> all_done_s=<x>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.harness.bridge_process import BridgeProcess, base_config  # noqa: E402
+from tests.realnova import servers as lab_servers  # noqa: E402
+from tests.realnova.novalab import NovaLab  # noqa: E402
+
+FAILED, SPARE = "compute-1", "compute-2"
+POLICIES = ("none", "error", "evacuate")
+FINAL = {
+    "none": lambda s: s.host_status == "DOWN",
+    "error": lambda s: s.status == "ERROR",
+    "evacuate": lambda s: s.status == "ACTIVE" and s.compute_host == SPARE and s.task_state is None,
+}
+
+
+def stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tuple[float, float]:
+    """One failure of compute-1 under `policy`: (issued_s, all_done_s) from the fencing proof."""
+    lab.supervisor.stop_many([FAILED])  # the host fails
+    workdir = Path(tempfile.mkdtemp(prefix="bench-servers-"))
+    config = base_config(workdir, dry_run=False, nova={"cloud": lab.cloud, "timeout": 30, "attempts": 2},
+                         engine={"lease_seconds": 300, "idle_poll": 0.2},
+                         servers={"policy": policy, "opt_in": {"all": True}, "concurrency": 20,
+                                  "max_in_flight": 1000, "poll_interval": 0.5})
+    bridge = BridgeProcess(workdir, config, env={"OS_CLIENT_CONFIG_FILE": str(lab.clouds_yaml)}).start()
+    try:
+        alert = json.loads(Path("tests/samples/webhook_firing_api_v2.json").read_text())
+        alert["alerts"][0]["labels"]["openstack_host"] = FAILED
+        alert["alerts"][0]["fingerprint"] = f"bench-servers-{round_no}"
+        assert bridge.post_alert("alertmanager", alert).status_code == 202
+        bridge.wait_for_incident(FAILED, "fencing", timeout=60)
+        assert bridge.confirm(FAILED).status_code == 201
+        proved_mono, proved_wall = time.monotonic(), datetime.now(timezone.utc)
+        all_done = lab_servers.settle_time(lab, ids, FINAL[policy], proved_mono, timeout=900)
+        done = bridge.wait_for_incident(FAILED, "out_of_service", timeout=900)
+        proof = stamp(done["evidence"][0]["at"])
+        asked = [stamp(t["at"]) for t in bridge.incident(done["id"])["timeline"]
+                 if t["cause"].startswith(("servers: asked Nova", "servers on "))]
+        issued = (max(asked) - proof).total_seconds()
+        all_done += (proved_wall - proof).total_seconds()  # from the proof, not from our request's answer
+        bad = [r for r in done["servers"] if r["status"] not in ("done", "skipped")]
+        assert not bad, bad[:3]
+        return issued, all_done
+    finally:
+        bridge.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="10,50,100")
+    args = parser.parse_args()
+    lab = NovaLab()
+    if not lab.is_running():
+        print("the real Nova is not running: python -m tests.realnova.novalab up", file=sys.stderr)
+        return 2
+    rows = []
+    with lab.exclusive():
+        nova = lab_servers.compute(lab)
+        round_no = int(time.time())
+        for n in (int(c) for c in args.counts.split(",")):
+            lab_servers.delete_all(lab)
+            for host in lab.hosts:
+                lab.reset_host(host)
+            ids = {s.id for s in lab_servers.boot(lab, FAILED, f"bench{n}", count=n, timeout=900)}
+            for policy in POLICIES:
+                round_no += 1
+                t0 = time.process_time()
+                issued, all_done = run(lab, n, policy, ids, round_no)
+                line = (f"servers_on_failed_host n={n} policy={policy} issued_s={issued:.2f} "
+                        f"all_done_s={all_done:.2f}")
+                rows.append(line)
+                print(f"{line}  (benchmark cpu {time.process_time() - t0:.1f}s)", flush=True)
+                lab.reset_host(FAILED)
+                for server_id in ids:  # back to ACTIVE on compute-1 for the next policy
+                    if nova.get_server(server_id).status != "ACTIVE":
+                        nova.reset_server_state(server_id, "active")
+        lab_servers.delete_all(lab)
+        for host in lab.hosts:
+            lab.reset_host(host)
+    print("note: measured on a shared 2-core machine with the whole lab on it; pessimistic", file=sys.stderr)
+    print(rows[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

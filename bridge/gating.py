@@ -1,0 +1,146 @@
+"""Gathers what the safety gates read, so that decide() stays pure: the fleet view (shared by
+every step of a round, read again after intake, after a fencing start, or when view_ttl old),
+one host's view, its approvals, Alertmanager's silences (cached) and whether Nova answers.
+
+Only incidents about to start fencing (suspected) need any of it; other steps read nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import requests
+from prometheus_client.core import GaugeMetricFamily
+
+from bridge import incidents as sm
+from bridge import metrics
+from bridge.gates import Fleet, Limits, Matcher, Silence, fleet_over_limit, watchdog
+from bridge.store import gating as reads
+
+log = logging.getLogger(__name__)
+
+# an incident for asking a fleet-wide gate about the fleet alone
+_PROBE = sm.Facts(now=datetime.min, incident=sm.Incident(0, "-", sm.SUSPECTED, True))
+
+# every hold or wait a gate caused, by gate (shadow included); per process, like the shed counter
+
+
+def observer_health(inventory, inputs: GateInputs | None) -> dict[str, str]:
+    """Each observer the gates trust, and the global pause: "ok", or why nothing new starts.
+    /readyz shows it."""
+    out: dict[str, str] = {"pause": inventory.store.pause_state() or "ok"}
+    nova_ok, nova_error = inventory.nova_state()
+    if nova_ok is not None:
+        out["nova"] = "ok" if nova_ok else f"unreachable: {nova_error}"[:200]
+    fleet = inputs.last if inputs is not None else None
+    if inputs is not None and inputs.limits.watchdog_max_age is not None and fleet is not None:
+        verdict = watchdog(dataclasses.replace(_PROBE, now=inputs.clock(), fleet=fleet,
+                                               policy=sm.Policy(gates=inputs.limits)))
+        out["watchdog"] = "ok" if verdict.passed else verdict.reason
+    return out
+
+
+class ObserverCollector:
+    """hostdown_bridge_observer_up{observer}: 1 while it is trusted, 0 while it holds fencing
+    (observer "pause": 0 while paused)."""
+
+    def __init__(self, inventory, inputs: GateInputs | None):
+        self.inventory, self.inputs = inventory, inputs
+
+    def collect(self):
+        family = GaugeMetricFamily("hostdown_bridge_observer_up", "Observers the safety gates trust: "
+                                   "1 ok, 0 failing (fencing held)", labels=["observer"])
+        for name, state in observer_health(self.inventory, self.inputs).items():
+            family.add_metric([name], 1.0 if state == "ok" else 0.0)
+        return [family]
+
+
+class Silences:
+    """Alertmanager's active silences, read at most every `cache` seconds. None: unreadable."""
+
+    def __init__(self, spec: dict[str, Any], get: Callable[..., Any] = requests.get):
+        self.url = spec["url"].rstrip("/") + "/api/v2/silences"
+        self.cache, self.timeout = spec.get("cache", 30), spec.get("timeout", 5)
+        self._get = get
+        self._read_at: float | None = None
+        self._silences: tuple[Silence, ...] | None = None
+
+    def current(self) -> tuple[Silence, ...] | None:
+        if self._read_at is not None and time.monotonic() - self._read_at < self.cache:
+            return self._silences
+        self._read_at = time.monotonic()
+        try:
+            response = self._get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+            self._silences = tuple(
+                Silence(s["id"], tuple(Matcher(m["name"], m["value"], bool(m.get("isRegex")), m.get("isEqual", True))
+                                       for m in s.get("matchers", [])),
+                        s.get("createdBy", ""), s.get("comment", ""))
+                for s in response.json() if s.get("status", {}).get("state") == "active")
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            log.warning("cannot read Alertmanager silences from %s: %s", self.url, exc)
+            self._silences = None
+        return self._silences
+
+
+class GateInputs:
+    def __init__(self, config, store, inventory, clock: Callable[[], datetime]):
+        gates = config["gates"]
+        self.limits = Limits.from_config(config)
+        self.domain, self.watchdog, self.ttl = gates["failure_domain"], gates["watchdog"], gates["view_ttl"]
+        self.silences = Silences(gates["alertmanager_silences"]) if gates["alertmanager_silences"] else None
+        self.store, self.inventory, self.clock = store, inventory, clock
+        self._lock = threading.Lock()
+        self._fleet: Fleet | None = None
+        self.last: Fleet | None = None  # the latest view, even once invalidated (for /readyz)
+        self._read_at, self._read_for = 0.0, datetime.min.replace(tzinfo=timezone.utc)
+        self.over_limit_at: datetime | None = None  # storm cooldown: in memory, this process
+        self.record: list[tuple] | None = None  # replay: every hold and wait, in order
+
+    def fired(self, incident_id: int, decision: sm.Decision, now: datetime) -> None:
+        """Count a decision a gate caused (the engine calls this once per decision it commits);
+        with `record` set (replay), keep it there too."""
+        gate = decision.detail.get("gate")
+        if gate:
+            effect = "wait" if decision.detail.get("waiting") else "hold"
+            metrics.GATE_FIRED.labels(gate, effect).inc()
+            if self.record is not None:
+                self.record.append((now, incident_id, gate, effect, decision.cause))
+
+    def invalidate(self) -> None:
+        """Something the fleet view counts changed (signals taken in, a fencing start)."""
+        self._fleet = None
+
+    def fleet(self, now: datetime) -> Fleet:
+        with self._lock:
+            fresh = (self._fleet is not None and time.monotonic() - self._read_at < self.ttl
+                     and abs((now - self._read_for).total_seconds()) < self.ttl)  # a simulated clock moves too
+            if fresh:
+                return self._fleet
+            self.inventory.known_hosts()  # refreshed when old: Nova's host count, and whether it answers
+            with self.store.reader.connect() as conn:
+                counts = reads.fleet_counts(conn, now, self.limits, self.domain, self.watchdog)
+            nova_ok, nova_error = self.inventory.nova_state()
+            fleet = Fleet(**counts, nova_ok=nova_ok, nova_error=nova_error,
+                          silences=self.silences.current() if self.silences else ())
+            if fleet_over_limit(fleet, self.limits):
+                self.over_limit_at = now
+            self._fleet = self.last = dataclasses.replace(fleet, over_limit_at=self.over_limit_at)
+            self._read_at, self._read_for = time.monotonic(), now
+            return self._fleet
+
+    def facts_for(self, snapshot, now: datetime) -> dict[str, Any]:
+        """Facts fields for this snapshot: only a suspected incident's gates are checked."""
+        inc = snapshot.incident
+        if inc.state != sm.SUSPECTED:
+            return {}
+        fleet = self.fleet(now)
+        with self.store.reader.connect() as conn:
+            host = reads.host_view(conn, inc.id, inc.host, now, self.limits, self.domain)
+            approvals = reads.approved(conn, inc.id)
+        return {"fleet": fleet, "host": host, "approvals": approvals}

@@ -1,0 +1,111 @@
+"""What the safety gates read from the database: the fleet's counts, one host's view, and the
+approvals people gave. Reads only (approvals are written with the operator's action)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+
+from bridge import incidents as sm
+from bridge.gates import HostView, Limits
+from bridge.rules import HOST_DOWN, UPSTREAM_DOWN
+from bridge.signals import FIRING
+from bridge.store.tables import UTCDateTime, approvals, compute_hosts, incidents, pauses, signals, timeline
+
+_OPEN = incidents.c.closed_at.is_(None)
+
+
+def _latest(rows) -> dict[tuple[str, str], Any]:
+    """Each alert (source, fingerprint) by its latest report; rows ordered by id."""
+    return {(r.source, r.fingerprint): r for r in rows}
+
+
+def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None, zone: str | None) -> str | None:
+    if not domain:
+        return None
+    if "nova" in domain:
+        return zone
+    return next((lab[domain["label"]] for lab in labels if lab.get(domain["label"])), None)
+
+
+def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] | None,
+                 watchdog: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Fleet's fields the database knows (bridge.gates.Fleet), in one read transaction."""
+    count = sa.select(sa.func.count())
+    hosts = conn.execute(count.select_from(compute_hosts)).scalar()
+    out: dict[str, Any] = {"hosts": hosts or None,
+                           "down": conn.execute(count.select_from(incidents).where(_OPEN)).scalar(),
+                           "paused": paused(conn)}
+    if domain and "nova" in domain:
+        out["domain_hosts"] = dict(conn.execute(sa.select(compute_hosts.c.zone, sa.func.count())
+                                                .group_by(compute_hosts.c.zone)).all())
+        out["domain_down"] = dict(conn.execute(
+            sa.select(compute_hosts.c.zone, sa.func.count()).select_from(
+                incidents.join(compute_hosts, compute_hosts.c.host == incidents.c.host))
+            .where(_OPEN).group_by(compute_hosts.c.zone)).all())
+    elif domain:
+        value = signals.c.labels[domain["label"]].as_string()
+        rows = conn.execute(sa.select(incidents.c.id, value).select_from(
+            incidents.join(signals, signals.c.incident_id == incidents.c.id))
+            .where(_OPEN, signals.c.kind == HOST_DOWN, value.is_not(None)).distinct()).all()
+        out["domain_down"] = dict(Counter(v for v in {i: v for i, v in rows}.values() if v))
+    if limits.rate_hosts is not None:
+        out["started"] = conn.execute(count.select_from(timeline).where(
+            timeline.c.to_state == sm.FENCING, timeline.c.from_state != sm.FENCING,
+            timeline.c.at >= now - timedelta(seconds=limits.rate_window))).scalar()
+    if limits.burst_count is not None:
+        out["opened"] = conn.execute(count.select_from(incidents).where(
+            incidents.c.opened_at >= now - timedelta(seconds=limits.burst_window))).scalar()
+    if watchdog:
+        query = sa.select(sa.type_coerce(sa.func.max(signals.c.last_seen_at), UTCDateTime)).where(
+            signals.c.status == FIRING, *(signals.c.labels[k].as_string() == v for k, v in watchdog["match"].items()))
+        if watchdog.get("source"):
+            query = query.where(signals.c.source == watchdog["source"])
+        out["heartbeat_at"] = conn.execute(query).scalar()
+    latest = _latest(conn.execute(sa.select(signals.c.source, signals.c.fingerprint, signals.c.status,
+                                            signals.c.candidate_host)
+                                  .where(signals.c.kind == UPSTREAM_DOWN).order_by(signals.c.id)))
+    out["upstream_down"] = frozenset(r.candidate_host for r in latest.values()
+                                     if r.status == FIRING and r.candidate_host)
+    return out
+
+
+def host_view(conn, incident_id: int, host: str, now: datetime, limits: Limits,
+              domain: Mapping[str, str] | None) -> HostView:
+    row = conn.execute(sa.select(incidents.c.opened_at).where(incidents.c.id == incident_id)).first()
+    reports = _latest(conn.execute(sa.select(signals.c.source, signals.c.fingerprint, signals.c.status,
+                                             signals.c.labels)
+                                   .where(signals.c.incident_id == incident_id).order_by(signals.c.id)))
+    labels = tuple(r.labels for r in reports.values() if r.status == FIRING)
+    service = conn.execute(sa.select(compute_hosts).where(compute_hosts.c.host == host)).first()
+    changes = 0
+    if limits.flap_changes is not None:
+        changes = conn.execute(sa.select(sa.func.count()).select_from(signals).where(
+            signals.c.incident_id.in_(sa.select(incidents.c.id).where(incidents.c.host == host)),
+            signals.c.received_at >= now - timedelta(seconds=limits.flap_window))).scalar()
+    return HostView(domain=_domain_of(list(labels), domain, service.zone if service else None),
+                    opened_at=row.opened_at if row else None, labels=labels, changes=changes,
+                    service=dict(service._mapping) if service else None,
+                    service_read_at=service.refreshed_at if service else None)
+
+
+def approved(conn, incident_id: int) -> frozenset[str]:
+    return frozenset(conn.execute(sa.select(approvals.c.gate).where(approvals.c.incident_id == incident_id))
+                     .scalars())
+
+
+def record_approval(conn, incident_id: int, gate: str, actor: str, reason: str, now: datetime) -> None:
+    conn.execute(approvals.insert().values(incident_id=incident_id, gate=gate, actor=actor, reason=reason, at=now))
+
+
+def paused(conn) -> str | None:
+    """Why everything new waits (who, when, why), or None while not paused."""
+    row = conn.execute(sa.select(pauses).order_by(pauses.c.id.desc()).limit(1)).first()
+    return f"paused by {row.actor} at {row.at.isoformat()}: {row.reason}" if row is not None and row.paused else None
+
+
+def set_paused(conn, on: bool, actor: str, reason: str, now: datetime) -> None:
+    conn.execute(pauses.insert().values(paused=on, actor=actor, reason=reason, at=now))
