@@ -9,7 +9,8 @@ server.max_body_bytes gets a 413 whatever its transfer encoding, without being r
 
 A kept-alive connection is closed once idle for server.keepalive seconds, but never while a
 request is waiting on it: a busy poller can reach the time-out after the next request came
-and before it saw it, and closing then resets a valid request.
+and before it saw it, and closing then resets a valid request. For the same reason, what a
+client sent before its header or body time-out is read before it is answered 408.
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ class BufferingThreadWorker(ThreadWorker):
         now = time.monotonic()
         for conn, deadline in list(self.reading.items()):
             if deadline <= now:
+                # what arrived before the time-out but was not read yet (a busy poller) counts
+                while conn in self.reading and _waiting(conn.sock):
+                    self.on_request_bytes(conn, conn.sock)
+                if conn not in self.reading:
+                    continue
                 self._stop_reading(conn)
                 what, key = ("body", "body_timeout") if conn.framing.in_body else ("head", "header_timeout")
                 self._refuse(conn, error_response(

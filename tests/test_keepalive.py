@@ -43,3 +43,39 @@ def test_an_expired_connection_whose_next_request_came_is_served_not_reset():
     assert list(worker.keepalived_conns) == [conns[2]] and worker.nr_conns == 2
     for s in (quiet_client, busy, busy_client, fresh, fresh_client):
         s.close()
+
+
+class Pool:
+    """A thread pool that only lists what it is given."""
+
+    def __init__(self):
+        self.given = []
+
+    def submit(self, _fn, conn):
+        self.given.append(conn)
+        return self
+
+    def add_done_callback(self, _callback):
+        pass
+
+
+def test_a_request_that_came_whole_before_its_time_out_is_served_not_answered_408():
+    """A busy poller may reach the time-out before it has read what the client sent in time."""
+    (late, late_client), (slow, slow_client) = socket.socketpair(), socket.socketpair()
+    worker, _ = idle_worker([])
+    worker.pending_conns, worker.reading, worker.draining = deque(), {}, {}
+    worker.max_head, worker.max_body, worker.header_timeout = 65536, 65536, 10
+    worker.tpool = Pool()
+    conns = [Conn(late, 0), Conn(slow, 0)]
+    for conn in conns:
+        conn.parser = None
+        BufferingThreadWorker.enqueue_req(worker, conn)  # the poller starts reading each
+        worker.reading[conn] = time.monotonic() - 1  # and its time-out passes before it reads
+    late_client.sendall(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    slow_client.sendall(b"GET /healthz HTTP/1.1\r\nHost: br")
+    worker.murder_pending()
+    assert worker.tpool.given == [conns[0]]  # whole: to a thread
+    slow_client.settimeout(5)
+    assert slow_client.recv(100).startswith(b"HTTP/1.1 408 ")  # half a head: 408
+    for s in (late, late_client, slow_client):
+        s.close()
