@@ -33,7 +33,10 @@ def readyz():
         checks["engine"] = "ok" if engine.alive() else "stopped"
     ready = all(v == "ok" for v in checks.values())
     # the observers the gates trust: while one fails, fencing is held (alerts are still taken in)
-    observers = observer_health(inventory(), engine.gating if engine is not None else None)
+    try:
+        observers = observer_health(inventory(), engine.gating if engine is not None else None)
+    except SQLAlchemyError:  # the database is down: already not ready, and said so in checks
+        observers = {}
     return ({"status": "ready" if ready else "not ready", "checks": checks, "observers": observers},
             200 if ready else 503)
 
