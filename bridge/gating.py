@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import requests
 from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge import incidents as sm
 from bridge import metrics
@@ -55,7 +56,11 @@ class ObserverCollector:
     def collect(self):
         family = GaugeMetricFamily("hostdown_bridge_observer_up", "Observers the safety gates trust: "
                                    "1 ok, 0 failing (fencing held)", labels=["observer"])
-        for name, state in observer_health(self.inventory, self.inputs).items():
+        try:
+            health = observer_health(self.inventory, self.inputs)
+        except SQLAlchemyError:  # the database is down: hostdown_bridge_database_up says so
+            return []
+        for name, state in health.items():
             family.add_metric([name], 1.0 if state == "ok" else 0.0)
         return [family]
 
