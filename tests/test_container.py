@@ -40,10 +40,13 @@ def test_the_dockerfile_builds_a_wheel_and_runs_it_as_the_charts_non_root_user()
     assert "docker build -t nova-hostdown-bridge:0.1.0 ." in DOCKERFILE
 
 
-def mount_script(pod: dict, volumes: dict[str, Path], argv: list[str], env: dict, uid: int, gid: int) -> str:
-    """Shell for `unshare --mount`: the pod's mounts over a read-only root, then the entrypoint as uid."""
+def mount_script(pod: dict, volumes: dict[str, Path], argv: list[str], env: dict, uid: int, gid: int,
+                 image: tuple[Path, ...] = ()) -> str:
+    """Shell for `unshare --mount`: the pod's mounts over a read-only root, then the entrypoint as uid.
+    `image`: this machine's Python and checkout, which the image would hold; kept visible even when
+    they lie under a path the pod mounts an emptyDir on (a checkout under /tmp)."""
     sources = {v["name"]: v for v in pod["volumes"]}
-    lines = ["set -e", "mount --make-rprivate /"]
+    lines = ["set -e", "mount --make-rprivate /", "mount --rbind / /mnt"]
     # overlays, not the host's directories: the mount points the host lacks (/etc, /var/lib), and
     # a way through /root (0700) to this machine's Python, as the image's own would be
     for top, mode in (("/etc", 0o755), ("/var/lib", 0o755), ("/root", 0o711)):
@@ -61,7 +64,11 @@ def mount_script(pod: dict, volumes: dict[str, Path], argv: list[str], env: dict
         lines += [f"mkdir -p {path}", f"mount --bind {volumes[mount['name']]} {path}"]
         if mount.get("readOnly"):
             lines.append(f"mount -o remount,bind,ro {path}")
-    lines += ["mount -o remount,ro /etc", "mount -o remount,ro /var/lib", "mount -o remount,ro /root", *tmpfs, "mount -o remount,bind,ro /",
+    hidden = [p for p in image for m in pod["containers"][0]["volumeMounts"]
+              if "emptyDir" in sources[m["name"]] and p.is_relative_to(m["mountPath"])]
+    shown = [f"mkdir -p {p} && mount --rbind /mnt{p} {p}" for p in hidden]
+    lines += ["mount -o remount,ro /etc", "mount -o remount,ro /var/lib", "mount -o remount,ro /root", *tmpfs, *shown,
+              "mount -o remount,bind,ro /",
               "cd /var/lib/hostdown-bridge",  # the image's WORKDIR
               "exec setpriv --reuid {0} --regid {1} --clear-groups --inh-caps=-all env -i {2} {3}".format(
                   uid, gid, " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()), shlex.join(argv))]
@@ -100,7 +107,7 @@ def test_the_entrypoint_comes_up_ready_as_the_chart_runs_it(tmp_path):
     argv = [sys.executable, "-m", "bridge", *container["args"], "--bind", f"127.0.0.1:{port}"]
     env = {e["name"]: e["value"] for e in container["env"]}
     env.update(PATH="/usr/bin:/bin", PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")  # the image's ENV
-    script = mount_script(pod, volumes, argv, env, uid, gid)
+    script = mount_script(pod, volumes, argv, env, uid, gid, (Path(sys.prefix).resolve(), ROOT))
     bridge = Process("container", ["unshare", "--mount", "--fork", "sh", "-c", script], tmp_path / "bridge.log")
     bridge.start()
     try:

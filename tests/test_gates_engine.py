@@ -207,6 +207,8 @@ def test_shadow_mode_changes_nothing_and_records_the_plan(make_bridge, fleet):
     assert plan["cause"] == ("shadow: would fence it with driver manual, then nova force_down, then nova disable "
                              "on compute-01")
     assert plan["detail"]["nova"]["call"] == "force_down" and plan["detail"]["nova"]["dry_run"]
+    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}")  # the plan names a driver, yet is no attempt
+    assert shown.status_code == 200 and shown.get_json()["attempts"] == []
     bridge.post_alert(alerts("compute-02"))  # two down: which gate would have fired
     bridge.settle()
     assert gate_of(by_host(bridge)["compute-02"]) == "mass_limit" and fleet.calls == []

@@ -22,7 +22,8 @@ def attempts(timeline: Iterable[dict], evidence: Iterable[dict]) -> list[dict[st
     known: dict[int, str | None] = {}  # method -> its address, for a time-out (decided without one)
     for entry in timeline:
         detail = entry.get("detail") or {}
-        if entry.get("from_state") not in _FROM or "driver" not in detail:  # decide() marks attempts so
+        # decide() marks attempts so (a shadow plan names a driver too, but is no attempt)
+        if entry.get("from_state") not in _FROM or "attempt" not in detail or "driver" not in detail:
             continue
         address = known[detail["method"]] = _address(detail) or known.get(detail["method"])
         out.append({"at": entry["at"], "driver": detail["driver"], "method": detail["method"],
