@@ -20,11 +20,13 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from bridge import incidents as sm
 from bridge import observe
+from bridge.effects import FenceCheck, Outcome
 from bridge.executor import Executor
 from bridge.fencing import driver_for
 from bridge.gates import Limits
@@ -37,14 +39,27 @@ from bridge.rules import HOST_DOWN, POWER_OFF
 from bridge.servers import ServersPolicy
 from bridge.signals import FIRING
 from bridge.store import Store
+from bridge.store.queries import Claim, FirstStep
 
 log = logging.getLogger(__name__)
 
 # steps one claim may run back to back (a whole fencing-to-out-of-service run is five)
 MAX_STEPS_PER_CLAIM = 8
+# a claim handed to a thread is used as it is only this soon (else the lease is taken again):
+# its lease was sized for an effect that starts at once
+HANDED_FRESH = 0.5
 # signals taken in per transaction: enough to keep up with a storm, few enough that a
 # webhook's commit never waits long behind one
 INTAKE_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A lease this engine took outside its threads (confirm), handed to one of them."""
+
+    claim: Claim
+    observed: tuple  # transitions committed with it, not yet logged
+    at: float = field(default_factory=time.monotonic)
 
 
 def utcnow() -> datetime:
@@ -116,13 +131,14 @@ class Engine:
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
-    def wake(self, incident_id: int | None = None) -> None:
+    def wake(self, incident_id: int | None = None, handed: Handed | None = None) -> None:
         """One thread per event: several at once would only queue for the database's write lock.
-        With an incident (a confirmation for it, say), that thread steps it first. New signals
-        while a thread takes others in wake nobody: that thread goes round again (a storm is
-        taken in by one round after another, each batch bigger, not by every thread polling)."""
+        With an incident (a confirmation for it, say), that thread steps it first, from the claim
+        `handed` when given. New signals while a thread takes others in wake nobody: that thread
+        goes round again (a storm is taken in by one round after another, each batch bigger, not
+        by every thread polling)."""
         if incident_id is not None:
-            self._hinted.put(incident_id)
+            self._hinted.put((incident_id, handed))
         else:
             self._intake_again = True  # set before the check: intake_pending reads it after releasing
             if self._intake.locked():
@@ -161,7 +177,7 @@ class Engine:
         moved = False
         while True:
             try:
-                moved = self.step(self._hinted.get_nowait()) or moved
+                moved = self.step(*self._hinted.get_nowait()) or moved
             except queue.Empty:
                 break
         moved = self.intake_pending() or moved
@@ -218,25 +234,69 @@ class Engine:
                      servers=snapshot.servers,
                      **self.gating.facts_for(snapshot, now))
 
-    def step(self, incident_id: int) -> bool:
+    def step(self, incident_id: int, handed: Handed | None = None) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.
 
         The lease is taken before any effect that changes the world; a step whose effect only
         reads (a fencing check) runs on an unleased snapshot and lands only if nothing changed
-        meanwhile, taking the lease for the steps after it in the same transaction.
+        meanwhile, taking the lease for the steps after it in the same transaction. A claim
+        `handed` over (see confirm) is this engine's lease already.
         """
-        unobserved: list[tuple] = []
+        unobserved: list[tuple] = list(handed.observed) if handed else []
         try:
-            return self._steps(incident_id, unobserved)
+            return self._steps(incident_id, unobserved, handed) or bool(handed and handed.observed)
         finally:
             self._observe(unobserved)
 
-    def _steps(self, incident_id: int, unobserved: list[tuple]) -> bool:
+    def confirm(self, host: str, actor: str, reason: str, now: datetime, window: float, detail: dict) -> dict:
+        """A person's fencing confirmation, as Store.add_confirmation records it. When the host's
+        incident waits for fencing proof, the check that finds this confirmation needs no I/O:
+        its fenced transition is committed with the confirmation, and an engine thread begins
+        the force-down from what was written, without reading it back."""
+        settled: list[tuple] = []
+
+        def first_step(claim: Claim) -> tuple[sm.Decision, Outcome] | None:
+            result = self._settled(claim, now)
+            if result is not None:
+                settled.append((claim.incident, *result))
+            return result
+
+        record, claim = self.store.add_confirmation(
+            host, actor, reason, now, window, detail,
+            FirstStep(self.owner, self.config["engine"]["lease_seconds"], frozenset({sm.FENCING}), first_step))
+        observed: tuple = ()
+        if claim is not None and settled:
+            incident, decision, outcome = settled[0]
+            self.gating.fired(incident.id, decision, now)
+            if decision.to_state:
+                observed = ((incident, decision, outcome, now),)
+        self.wake(record["incident_id"], None if claim is None else Handed(claim, observed))
+        return record
+
+    def _settled(self, claim: Claim, now: datetime) -> tuple[sm.Decision, Outcome] | None:
+        """The step this claim takes if its effect is a fencing check that evidence already
+        settles (Fencing.settled: a person's or an alert's), else None: no I/O in a transaction."""
+        facts = self.facts(claim, now)
+        decision = sm.decide(facts)
+        if not isinstance(decision.effect, FenceCheck) or not self.fencing.settled(decision.effect, facts):
+            return None
+        outcome = self.executor.run(decision.effect, facts)
+        return sm.decide(dataclasses.replace(facts, outcome=outcome)), outcome
+
+    def _steps(self, incident_id: int, unobserved: list[tuple], handed: Handed | None = None) -> bool:
         lease = self.config["engine"]["lease_seconds"]
         now = self.clock()
-        claim, leased = self.store.snapshot(incident_id, now), False
-        if claim is None or claim.busy or claim.incident.state in sm.TERMINAL:
-            return False
+        leased = handed is not None
+        if handed is None:
+            claim = self.store.snapshot(incident_id, now)
+            if claim is None or claim.busy or claim.incident.state in sm.TERMINAL:
+                return False
+        elif time.monotonic() - handed.at < HANDED_FRESH:
+            claim = handed.claim
+        else:  # it waited for a thread: its lease may be nearly out, or out and taken by another worker
+            claim = self.store.renew(handed.claim, self.owner, now, lease)
+            if claim is None:
+                return False
         for n in range(MAX_STEPS_PER_CLAIM):
             facts = self.facts(claim, now)
             decision = sm.decide(facts)

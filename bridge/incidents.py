@@ -475,8 +475,11 @@ def admit(kind_is_host_down: bool, firing: bool, host: str | None, open_incident
 
 def firing_change_matters(state: str, has_proof: bool, firing_before: int, firing_after: int) -> bool:
     """Whether a change in an open incident's firing alerts can change what decide() says, so
-    that the engine must look at it again. Only the cancel rule reads them: a cancellable
-    incident without proof is cancelled once no alert fires. Any other join changes nothing."""
+    that the engine must look at it again. A suspected incident's gates read which sources fire
+    (corroboration): any change. The cancel rule reads the total: a cancellable incident without
+    proof is cancelled once no alert fires. Any other join changes nothing."""
+    if state == SUSPECTED:
+        return True
     if state not in CANCELLABLE or has_proof:
         return False
     return (firing_before == 0) != (firing_after == 0)

@@ -193,16 +193,21 @@ def test_a_cancellable_incident_must_look_again_when_its_last_alert_resolves_or_
     assert sm.firing_change_matters(state, False, 0, 1)
 
 
-@pytest.mark.parametrize("state", sorted(sm.CANCELLABLE))
-def test_a_join_while_alerts_still_fire_changes_nothing(state):
-    assert not sm.firing_change_matters(state, False, 1, 2)
-    assert not sm.firing_change_matters(state, False, 2, 1)
+def test_a_join_while_alerts_still_fire_changes_nothing_once_fencing():
+    assert not sm.firing_change_matters(sm.FENCING, False, 1, 2)
+    assert not sm.firing_change_matters(sm.FENCING, False, 2, 1)
+
+
+def test_any_join_to_a_suspected_incident_matters_its_gates_count_the_sources():
+    # a second source joining can satisfy corroboration now, not at the next re-check
+    assert sm.firing_change_matters(sm.SUSPECTED, False, 1, 2)
+    assert sm.firing_change_matters(sm.SUSPECTED, True, 1, 0)
 
 
 @pytest.mark.parametrize("state", sorted(set(sm.STATES) - sm.CANCELLABLE))
 def test_past_fencing_or_with_proof_alerts_change_nothing(state):
     assert not sm.firing_change_matters(state, False, 1, 0)
-    assert not sm.firing_change_matters(sm.SUSPECTED, True, 1, 0)
+    assert not sm.firing_change_matters(sm.FENCING, True, 1, 0)
 
 
 # ---- escalation over the host's fencing methods ----------------------------------------------

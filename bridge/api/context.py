@@ -26,8 +26,13 @@ def now():
     return current_app.extensions["bridge"]["clock"]()
 
 
+def current_engine():
+    """This worker's engine, or None (an API-only process)."""
+    return current_app.extensions["bridge"]["engine"]
+
+
 def wake_engine(incident_id: int | None = None) -> None:
-    engine = current_app.extensions["bridge"]["engine"]
+    engine = current_engine()
     if engine is not None:
         engine.wake(incident_id)
 

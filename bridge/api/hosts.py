@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort
 
-from bridge.api.context import (config, inventory, json_body, now, require_admin, required_reason, store,
-                                stored_text, wake_engine)
+from bridge.api.context import (config, current_engine, inventory, json_body, now, require_admin, required_reason,
+                                store, stored_text, wake_engine)
 from bridge import incidents as sm
 from bridge.engine import policy_from
 from bridge.hostnames import check_host_name
@@ -42,11 +42,11 @@ def fence_confirmation(host: str):
     # the same resolution as for alerts: with a cloud, only a host Nova knows can be confirmed
     host = _known_host(host)
     actor = f"{token_name} ({operator.strip()})" if operator and operator.strip() else token_name
-    window = config()["fencing"]["confirmation_window"]
-    record = store().add_confirmation(host, actor, reason, now(), window,
-                                      detail={"token": token_name, "operator": operator})
-    wake_engine(record["incident_id"])
-    return record, 201
+    window, detail = config()["fencing"]["confirmation_window"], {"token": token_name, "operator": operator}
+    engine = current_engine()
+    if engine is not None:  # it commits the step this confirmation settles in the same transaction
+        return engine.confirm(host, actor, reason, now(), window, detail), 201
+    return store().add_confirmation(host, actor, reason, now(), window, detail)[0], 201
 
 
 RETURN_NOTE = ("The bridge undoes force-down, waits for nova-compute on {host} to report up, then {enable}. "

@@ -40,6 +40,12 @@ class Fencing:
             return Outcome(effect, refused=f"fencing driver {effect.method!r} is not available")
         return driver.request(effect, incident, dry_run=dry_run)
 
+    def settled(self, effect: FenceCheck, facts) -> bool:
+        """Whether evidence already given (a person's, an alert's) settles this check: check()
+        then finds it without asking any BMC."""
+        return any(passive.check(effect, facts.incident, facts.evidence, facts.now).proof is not None
+                   for passive in self.passive)
+
     def check(self, effect: FenceCheck, incident: Incident, evidence: tuple[Evidence, ...],
               now: datetime) -> Outcome:
         for passive in self.passive:

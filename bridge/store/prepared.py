@@ -39,6 +39,13 @@ CLAIM = (incidents.update()
                  epoch=incidents.c.epoch + 1)
          .returning(*incidents.c))
 
+# a lease still held, taken again for longer (a claim handed between threads, grown old)
+RENEW = (incidents.update()
+         .where(incidents.c.id == sa.bindparam("incident"), incidents.c.epoch == sa.bindparam("at_epoch"),
+                incidents.c.lease_owner == sa.bindparam("worker"), incidents.c.lease_expires > NOW)
+         .values(lease_expires=sa.bindparam("until", type_=UTCDateTime), epoch=incidents.c.epoch + 1)
+         .returning(*incidents.c))
+
 DUE = (sa.select(incidents.c.id)
        .where(incidents.c.closed_at.is_(None), incidents.c.due_at <= NOW, _FREE)
        .order_by(incidents.c.due_at).limit(sa.bindparam("limit")))

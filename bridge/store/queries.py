@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,6 +39,18 @@ class Snapshot:
 
 
 Claim = Snapshot  # what a worker holds while it has the lease
+
+
+@dataclass(frozen=True)
+class FirstStep:
+    """What the engine asks of add_confirmation: for an incident in one of `states`, take the
+    lease for `owner`, and commit the step `run` settles from the claim without I/O (None: it
+    does not; the engine steps it from the claim)."""
+
+    owner: str
+    lease_seconds: float
+    states: frozenset[str]
+    run: Callable[[Snapshot], tuple[Decision, Outcome] | None]
 
 
 def _incident(row) -> Incident:
@@ -280,6 +292,15 @@ class Store(Reads):
                                                 "until": now + timedelta(seconds=lease_seconds)}).first()
             return None if row is None else self._snapshot(conn, row, now)
 
+    def renew(self, claim: Claim, owner: str, now: datetime, lease_seconds: float) -> Claim | None:
+        """Take a lease `owner` still holds again, until now + lease_seconds, read afresh
+        (None: it ran out or was taken meanwhile)."""
+        with self._write() as conn:
+            row = conn.execute(prepared.RENEW, {"incident": claim.incident.id, "at_epoch": claim.epoch, "now": now,
+                                                "worker": owner,
+                                                "until": now + timedelta(seconds=lease_seconds)}).first()
+            return None if row is None else self._snapshot(conn, row, now)
+
     def release_leases(self, owner: str) -> int:
         """Give up every lease `owner` holds: a worker shutting down, its steps over."""
         with self._write() as conn:
@@ -318,6 +339,11 @@ class Store(Reads):
         """commit(), returning the snapshot the next step starts from (None: lease lost).
         When no event touched the incident meanwhile (same nudges), that is what was just
         written, without reading it back."""
+        with self._write() as conn:
+            return self._advance(conn, claim, owner, decision, now, outcome, keep_lease, lease_until)
+
+    def _advance(self, conn, claim: Claim, owner: str, decision: Decision, now: datetime,
+                 outcome: Outcome | None, keep_lease: bool, lease_until: datetime | None) -> Snapshot | None:
         values: dict[str, Any] = _transition(decision, now)
         epoch = claim.epoch
         if lease_until is not None:
@@ -332,16 +358,15 @@ class Store(Reads):
         params = {f"set_{column}": value for column, value in values.items()}
         params.update(incident=claim.incident.id, at_epoch=claim.epoch, worker=owner, now=now, seen_nudges=claim.nudges,
                       due=decision.due_at, proof=decision.proof.id if known else None)
-        with self._write() as conn:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                return None  # the lease was lost: another worker owns this incident now
-            if known and row.proof_id != decision.proof.id:  # decide() never names foreign proof; the database says so too
-                raise ValueError(f"evidence {decision.proof.id} does not belong to incident {claim.incident.id}")
-            proof = self._record(conn, claim.incident, decision, now, outcome, bound=known)
-            if row.nudges != claim.nudges:
-                return replace(self._snapshot(conn, conn.execute(prepared.INCIDENT, {"incident": claim.incident.id}).one(),
-                                              now), epoch=epoch)
+        row = conn.execute(statement, params).first()
+        if row is None:
+            return None  # the lease was lost: another worker owns this incident now
+        if known and row.proof_id != decision.proof.id:  # decide() never names foreign proof; the database says so too
+            raise ValueError(f"evidence {decision.proof.id} does not belong to incident {claim.incident.id}")
+        proof = self._record(conn, claim.incident, decision, now, outcome, bound=known)
+        if row.nudges != claim.nudges:
+            return replace(self._snapshot(conn, conn.execute(prepared.INCIDENT, {"incident": claim.incident.id}).one(),
+                                          now), epoch=epoch)
         inc = claim.incident
         if decision.to_state is not None:
             inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
@@ -401,10 +426,15 @@ class Store(Reads):
         return None if row is None else _row(row)
 
     def add_confirmation(self, host: str, actor: str, reason: str, now: datetime, window: float,
-                         detail: dict) -> dict:
+                         detail: dict, step: FirstStep | None = None) -> tuple[dict, Claim | None]:
         """Record a person's fencing confirmation as evidence. It belongs to the host's open
         incident (more evidence, if it has proof already), or, with none open, waits up to
-        `window` seconds for the host's next incident (incidents.early_confirmation_counts)."""
+        `window` seconds for the host's next incident (incidents.early_confirmation_counts).
+
+        With `step` (the engine's), the incident's lease is taken in the same transaction, and
+        the step that the confirmation settles is committed with it: one commit where there
+        were two. Returns the record and that claim (None: no incident, or leased elsewhere)."""
+        claim = None
         with self._write() as conn:
             lock(conn, f"host:{host}")  # else an intake opening the incident now would not see it
             inc = conn.execute(prepared.NUDGE_OPEN, {"on_host": host, "now": now}).first()  # it looks again now
@@ -414,8 +444,22 @@ class Store(Reads):
                 more = " (more evidence)" if inc.proof_id is not None else ""
                 _timeline(conn, target, now, inc.state, inc.state, f"fencing confirmed by {actor}: {reason}{more}",
                           actor=actor, detail={"evidence_id": evidence_id})
+                if step is not None and inc.state in step.states:
+                    claim = self._first_step(conn, target, now, step)
         return {"evidence_id": evidence_id, "incident_id": target, "host": host, "actor": actor,
-                "reason": reason, "at": now, "expires_at": expires}
+                "reason": reason, "at": now, "expires_at": expires}, claim
+
+    def _first_step(self, conn, incident_id: int, now: datetime, step: FirstStep) -> Claim | None:
+        row = conn.execute(prepared.CLAIM, {"incident": incident_id, "now": now, "worker": step.owner,
+                                            "until": now + timedelta(seconds=step.lease_seconds)}).first()
+        if row is None:
+            return None  # another worker holds it: the nudge makes it look again
+        claim = self._snapshot(conn, row, now)
+        settled = step.run(claim)
+        if settled is None:
+            return claim
+        decision, outcome = settled
+        return self._advance(conn, claim, step.owner, decision, now, outcome, True, None)
 
     def operator_action(self, incident_id: int, action: str, actor: str, reason: str, now: datetime,
                         policy: Policy = Policy(), gate: str | None = None) -> dict:

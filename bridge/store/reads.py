@@ -33,6 +33,15 @@ def _oldest_first(table, incident_id: int, after: int, limit: int):
             .order_by(table.c.id).limit(limit))
 
 
+# after every fenced and forced_down transition: built once (prepared.py says why)
+_FIRST_FIRING = (sa.select(signals.c.starts_at, signals.c.received_at)
+                 .where(signals.c.incident_id == sa.bindparam("incident"), signals.c.status == FIRING)
+                 .order_by(signals.c.received_at, signals.c.id).limit(1))
+_MARKS = (sa.select(timeline.c.to_state, sa.func.max(timeline.c.at))
+          .where(timeline.c.incident_id == sa.bindparam("incident"), timeline.c.to_state.in_(("fenced", "forced_down")))
+          .group_by(timeline.c.to_state))
+
+
 class Reads:
     reader: sa.Engine  # transactions that only read (database.readers)
 
@@ -111,12 +120,8 @@ class Reads:
         """For the timeline metrics: the incident's first firing alert (its startsAt, when it
         was stored) and when the incident last became fenced and forced down."""
         with self.reader.connect() as conn:
-            first = conn.execute(sa.select(signals.c.starts_at, signals.c.received_at)
-                                 .where(signals.c.incident_id == incident_id, signals.c.status == FIRING)
-                                 .order_by(signals.c.received_at, signals.c.id).limit(1)).first()
-            marks = dict(conn.execute(sa.select(timeline.c.to_state, sa.func.max(timeline.c.at)).where(
-                timeline.c.incident_id == incident_id, timeline.c.to_state.in_(("fenced", "forced_down")))
-                .group_by(timeline.c.to_state)).all())
+            first = conn.execute(_FIRST_FIRING, {"incident": incident_id}).first()
+            marks = dict(conn.execute(_MARKS, {"incident": incident_id}).all())
         marks = {"fenced_at": marks.get("fenced"), "forced_down_at": marks.get("forced_down")}
         if first is not None:
             marks.update(starts_at=first.starts_at, received_at=first.received_at)
