@@ -150,6 +150,25 @@ def test_a_switch_alert_holds_the_hosts_behind_it_only(gated):
     assert incidents["compute-15"]["state"] == sm.FENCING
 
 
+def test_nova_aggregates_are_failure_domains_with_their_own_limits(gated, fleet):
+    # racks as aggregates rack-1..4 (10 hosts each); every host also in ha-hosts, which no limit counts
+    for n, host in enumerate(HOSTS[:39]):
+        fleet.aggregates[host] = ["ha-hosts", f"rack-{n // 10 + 1}"]
+    bridge = gated(failure_domain={"nova": "aggregate", "match": "rack-[0-9]+"},
+                   per_domain={"max_count": 2, "max_fraction": 0.5})
+    bridge.post_alert(alerts(*HOSTS[:3], HOSTS[12], HOSTS[39]))  # 3 in rack-1, 1 in rack-2, 1 in none
+    bridge.settle()
+    incidents = by_host(bridge)
+    assert {gate_of(incidents[h]) for h in HOSTS[:3]} == {"domain_limit"}
+    assert "3 hosts down in failure domain rack-1, more than the 2 allowed" in incidents["compute-01"]["last_error"]
+    assert incidents[HOSTS[12]]["state"] == sm.FENCING
+    assert gate_of(incidents[HOSTS[39]]) == "domain_limit"  # in no rack aggregate: unknown, held
+    assert "failure domain is unknown" in incidents[HOSTS[39]]["last_error"]
+    with bridge.store.engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("select host, aggregate from compute_hosts")).all())
+    assert stored["compute-01"] == "rack-1" and stored[HOSTS[39]] is None
+
+
 def test_downtime_and_someone_elses_disable_hold_their_host(gated, fleet):
     bridge = gated()
     fleet.services["compute-05"].update(status="disabled", disabled_reason="kernel upgrade (bob)")

@@ -23,11 +23,11 @@ def _latest(rows) -> dict[tuple[str, str], Any]:
     return {(r.source, r.fingerprint): r for r in rows}
 
 
-def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None, zone: str | None) -> str | None:
+def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None, service) -> str | None:
     if not domain:
         return None
-    if "nova" in domain:
-        return zone
+    if "nova" in domain:  # its zone or its aggregate, as Nova was last read
+        return getattr(service, domain["nova"]) if service is not None else None
     return next((lab[domain["label"]] for lab in labels if lab.get(domain["label"])), None)
 
 
@@ -40,12 +40,12 @@ def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] 
                            "down": conn.execute(count.select_from(incidents).where(_OPEN)).scalar(),
                            "paused": paused(conn)}
     if domain and "nova" in domain:
-        out["domain_hosts"] = dict(conn.execute(sa.select(compute_hosts.c.zone, sa.func.count())
-                                                .group_by(compute_hosts.c.zone)).all())
+        column = compute_hosts.c[domain["nova"]]  # zone or aggregate
+        out["domain_hosts"] = dict(conn.execute(sa.select(column, sa.func.count()).group_by(column)).all())
         out["domain_down"] = dict(conn.execute(
-            sa.select(compute_hosts.c.zone, sa.func.count()).select_from(
+            sa.select(column, sa.func.count()).select_from(
                 incidents.join(compute_hosts, compute_hosts.c.host == incidents.c.host))
-            .where(_OPEN).group_by(compute_hosts.c.zone)).all())
+            .where(_OPEN).group_by(column)).all())
     elif domain:
         value = signals.c.labels[domain["label"]].as_string()
         rows = conn.execute(sa.select(incidents.c.id, value).select_from(
@@ -86,7 +86,7 @@ def host_view(conn, incident_id: int, host: str, now: datetime, limits: Limits,
         changes = conn.execute(sa.select(sa.func.count()).select_from(signals).where(
             signals.c.incident_id.in_(sa.select(incidents.c.id).where(incidents.c.host == host)),
             signals.c.received_at >= now - timedelta(seconds=limits.flap_window))).scalar()
-    return HostView(domain=_domain_of(list(labels), domain, service.zone if service else None),
+    return HostView(domain=_domain_of(list(labels), domain, service),
                     opened_at=row.opened_at if row else None, labels=labels, changes=changes,
                     service=dict(service._mapping) if service else None,
                     service_read_at=service.refreshed_at if service else None)
@@ -109,3 +109,4 @@ def paused(conn) -> str | None:
 
 def set_paused(conn, on: bool, actor: str, reason: str, now: datetime) -> None:
     conn.execute(pauses.insert().values(paused=on, actor=actor, reason=reason, at=now))
+

@@ -134,6 +134,7 @@ compute_hosts = sa.Table(
     sa.Column("refreshed_at", UTCDateTime, nullable=False),
     sa.Column("disabled_reason", sa.Text),  # who disabled it, if someone did
     sa.Column("updated_at", UTCDateTime),  # the service's last heartbeat, as Nova saw it
+    sa.Column("aggregate", sa.String(255)),  # its failure-domain aggregate (gates.failure_domain)
 )
 
 # a person's approval of one gate for one incident (bridge/gates.py APPROVABLE)
