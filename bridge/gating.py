@@ -165,6 +165,9 @@ class GateInputs:
         if gate:
             effect = "wait" if decision.detail.get("waiting") else "hold"
             metrics.GATE_FIRED.labels(gate, effect).inc()
+            if effect == "wait":  # a hold is a transition, on the timeline already
+                until = decision.due_at.isoformat() if decision.due_at else None
+                self.store.note_wait(incident_id, decision.cause, {**decision.detail, "until": until}, now)
             if self.record is not None:
                 self.record.append((now, incident_id, gate, effect, decision.cause))
 

@@ -213,6 +213,34 @@ def test_rate_limit_and_min_duration_make_incidents_wait_then_go_on_by_themselve
     assert by_host(bridge)[second]["state"] == sm.FENCING
 
 
+def waits(incident) -> list[str]:
+    return [t["detail"]["gate"] for t in incident["timeline"] if t["detail"].get("waiting")]
+
+
+def test_a_wait_is_on_the_timeline_once_per_change_of_gate_not_per_poll(gated):
+    bridge = gated(rate={"hosts": 1, "window": 600}, min_duration=60, recheck=30)
+    bridge.post_alert(alerts("compute-01", "compute-02"))
+    bridge.settle()
+    for _ in range(3):  # polls while the debounce lasts
+        bridge.clock.advance(15)
+        bridge.settle()
+    assert {h: waits(i) for h, i in by_host(bridge).items()} == {"compute-01": ["min_duration"],
+                                                                  "compute-02": ["min_duration"]}
+    bridge.clock.advance(15)
+    bridge.settle()
+    second = next(h for h, i in by_host(bridge).items() if i["state"] == sm.SUSPECTED)
+    for _ in range(4):  # the rate limit looks again every 30 s
+        bridge.clock.advance(30)
+        bridge.settle()
+    inc = by_host(bridge)[second]
+    assert waits(inc) == ["min_duration", "rate_limit"]
+    wait = [t for t in inc["timeline"] if t["detail"].get("waiting")][-1]
+    assert (wait["from_state"], wait["to_state"]) == (sm.SUSPECTED, sm.SUSPECTED)
+    assert wait["cause"].startswith("gate rate_limit: 1 fencing starts within 600s") and wait["detail"]["until"]
+    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").get_json()
+    assert waits(shown) == ["min_duration", "rate_limit"]
+
+
 def test_shadow_mode_changes_nothing_and_records_the_plan(make_bridge, fleet):
     bridge = make_bridge(fleet, dry_run=False, nova={"cloud": "fake"}, mode="shadow",
                          gates={"max_count": 1})

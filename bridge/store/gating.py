@@ -110,3 +110,23 @@ def paused(conn) -> str | None:
 def set_paused(conn, on: bool, actor: str, reason: str, now: datetime) -> None:
     conn.execute(pauses.insert().values(paused=on, actor=actor, reason=reason, at=now))
 
+
+def waiting_on(conn, incident_id: int) -> str | None:
+    """The gate the incident's timeline last said it waits on, if that is the latest word on
+    why it is where it is (no transition, hold or other wait since)."""
+    row = conn.execute(sa.select(timeline.c.from_state, timeline.c.to_state, timeline.c.detail).where(
+        timeline.c.incident_id == incident_id,
+        sa.or_(timeline.c.from_state.is_(None), timeline.c.from_state != timeline.c.to_state,
+               timeline.c.cause.like("gate %"))).order_by(timeline.c.id.desc()).limit(1)).first()
+    if row is None or row.from_state != row.to_state or not row.detail.get("waiting"):
+        return None
+    return row.detail.get("gate")
+
+
+def note_wait(conn, incident_id: int, state: str, cause: str, detail: Mapping[str, Any], now: datetime) -> bool:
+    """A gate makes the incident wait: on its timeline, unless it says so already. Whether written."""
+    if waiting_on(conn, incident_id) == detail["gate"]:
+        return False
+    conn.execute(timeline.insert().values(incident_id=incident_id, at=now, from_state=state, to_state=state,
+                                          cause=cause, actor="bridge", detail=dict(detail)))
+    return True
