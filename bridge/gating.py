@@ -155,7 +155,6 @@ class GateInputs:
         self._fleet: Fleet | None = None
         self.last: Fleet | None = None  # the latest view, even once invalidated (for /readyz)
         self._read_at, self._read_for = 0.0, datetime.min.replace(tzinfo=timezone.utc)
-        self.over_limit_at: datetime | None = None  # storm cooldown: in memory, this process
         self.record: list[tuple] | None = None  # replay: every hold and wait, in order
 
     def fired(self, incident_id: int, decision: sm.Decision, now: datetime) -> None:
@@ -188,9 +187,10 @@ class GateInputs:
             fleet = Fleet(**counts, nova_ok=nova_ok, nova_error=nova_error,
                           silences=self.silences.current() if self.silences else (),
                           zabbix_maintenance=self.zabbix.current() if self.zabbix else {})
-            if fleet_over_limit(fleet, self.limits):
-                self.over_limit_at = now
-            self._fleet = self.last = dataclasses.replace(fleet, over_limit_at=self.over_limit_at)
+            if self.limits.storm_cooldown is not None and fleet_over_limit(fleet, self.limits):
+                self.store.mark_storm(now)  # in the database: restarts and other processes see it
+                fleet = dataclasses.replace(fleet, over_limit_at=max(now, fleet.over_limit_at or now))
+            self._fleet = self.last = fleet
             self._read_at, self._read_for = time.monotonic(), now
             return self._fleet
 

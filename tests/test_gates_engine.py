@@ -241,6 +241,26 @@ def test_a_wait_is_on_the_timeline_once_per_change_of_gate_not_per_poll(gated):
     assert waits(shown) == ["min_duration", "rate_limit"]
 
 
+def test_the_storm_cooldown_survives_a_restart(gated, fleet, make_bridge):
+    bridge = gated(max_count=2, storm_cooldown=300)
+    bridge.post_alert(alerts(*HOSTS[:3]))
+    bridge.settle()
+    assert {gate_of(i) for i in by_host(bridge).values()} == {"mass_limit"}
+    for inc in by_host(bridge).values():
+        bridge.admin("POST", f"/v1/incidents/{inc['id']}/cancel", json={"reason": "switch back"})
+    # a new process on the same database (or another replica): it remembers the storm
+    again = make_bridge(fleet, dry_run=False, nova={"cloud": "fake"}, gates={"max_count": 2, "storm_cooldown": 300})
+    again.clock.advance(100)
+    again.post_alert(alerts("compute-10"))
+    again.settle()
+    inc = by_host(again)["compute-10"]
+    assert inc["state"] == sm.SUSPECTED and waits(inc) == ["storm_cooldown"]
+    assert "a storm was seen at 2026-11-24T12:00:00+00:00" in inc["timeline"][-1]["cause"]
+    again.clock.advance(201)
+    again.settle()
+    assert by_host(again)["compute-10"]["state"] == sm.FENCING
+
+
 def test_shadow_mode_changes_nothing_and_records_the_plan(make_bridge, fleet):
     bridge = make_bridge(fleet, dry_run=False, nova={"cloud": "fake"}, mode="shadow",
                          gates={"max_count": 1})

@@ -13,7 +13,10 @@ from bridge import incidents as sm
 from bridge.gates import HostView, Limits
 from bridge.rules import HOST_DOWN, UPSTREAM_DOWN
 from bridge.signals import FIRING
-from bridge.store.tables import UTCDateTime, approvals, compute_hosts, incidents, pauses, signals, timeline
+from bridge.store.database import lock
+from bridge.store.tables import (
+    UTCDateTime, approvals, compute_hosts, gate_marks, incidents, pauses, signals, timeline,
+)
 
 _OPEN = incidents.c.closed_at.is_(None)
 
@@ -52,6 +55,8 @@ def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] 
             incidents.join(signals, signals.c.incident_id == incidents.c.id))
             .where(_OPEN, signals.c.kind == HOST_DOWN, value.is_not(None)).distinct()).all()
         out["domain_down"] = dict(Counter(v for v in {i: v for i, v in rows}.values() if v))
+    if limits.storm_cooldown is not None:
+        out["over_limit_at"] = mark(conn, STORM)
     if limits.rate_hosts is not None:
         out["started"] = conn.execute(count.select_from(timeline).where(
             timeline.c.to_state == sm.FENCING, timeline.c.from_state != sm.FENCING,
@@ -109,6 +114,23 @@ def paused(conn) -> str | None:
 
 def set_paused(conn, on: bool, actor: str, reason: str, now: datetime) -> None:
     conn.execute(pauses.insert().values(paused=on, actor=actor, reason=reason, at=now))
+
+
+STORM = "storm"  # the fleet was over a mass limit (the storm cooldown counts from the latest)
+
+
+def mark(conn, name: str) -> datetime | None:
+    return conn.execute(sa.select(gate_marks.c.at).where(gate_marks.c.name == name)).scalar()
+
+
+def set_mark(conn, name: str, at: datetime) -> None:
+    """Move the mark to `at`, never back (processes whose clocks differ a little keep the latest)."""
+    lock(conn, f"mark:{name}")  # two processes marking at once would both insert
+    current = mark(conn, name)
+    if current is None:
+        conn.execute(gate_marks.insert().values(name=name, at=at))
+    elif current < at:
+        conn.execute(gate_marks.update().where(gate_marks.c.name == name).values(at=at))
 
 
 def waiting_on(conn, incident_id: int) -> str | None:

@@ -458,6 +458,11 @@ class Store(Reads):
         with self._write() as conn:
             gating.note_wait(conn, incident_id, sm.SUSPECTED, cause, detail, now)
 
+    def mark_storm(self, now: datetime) -> None:
+        """The fleet is over a mass limit now: the storm cooldown starts again (every process)."""
+        with self._write() as conn:
+            gating.set_mark(conn, gating.STORM, now)
+
     def pause_state(self) -> str | None:
         with self.reader.connect() as conn:
             return gating.paused(conn)

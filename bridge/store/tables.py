@@ -149,6 +149,14 @@ approvals = sa.Table(
 )
 sa.Index("approvals_by_incident", approvals.c.incident_id, approvals.c.gate)
 
+# the last time a gate saw something, shared by every process and kept over restarts
+# (name "storm": the fleet was over a mass limit, for the storm cooldown)
+gate_marks = sa.Table(
+    "gate_marks", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
 # the global pause, as people set and lifted it; the latest row is in force
 pauses = sa.Table(
     "pauses", metadata,
