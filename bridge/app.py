@@ -6,7 +6,7 @@ from bridge import logformat
 from bridge.api import create_app
 from bridge.config import Config
 from bridge.engine import Engine, utcnow
-from bridge.inventory import Inventory
+from bridge.inventory import Inventory, domain_aggregates
 from bridge.nova import Nova
 from bridge.store import Store, create_engine, upgrade
 
@@ -34,7 +34,8 @@ def build(config: Config, *, with_engine: bool = True):
     """The Flask app, with its engine started when the config enables it."""
     store = build_store(config)
     nova = build_nova(config)
-    inventory = Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=utcnow)
+    inventory = Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=utcnow,
+                          aggregates=domain_aggregates(config))
     engine = None
     if with_engine and config["engine"]["enabled"]:
         engine = Engine(config, store, nova, inventory=inventory)

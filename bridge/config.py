@@ -78,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
         "flapping": {"changes": None, "window": 600},
         "watchdog": None, "burst": {"count": None, "window": 60},
         "nova_reachable": True, "upstream": True, "maintenance": True, "foreign_disable": True,
-        "alertmanager_silences": None,
+        "alertmanager_silences": None, "zabbix_maintenance": None,
         "recheck": 15, "view_ttl": 1.0,
     },
     "rules": [],

@@ -33,7 +33,7 @@ from bridge.gates import Limits
 from bridge.gating import GateInputs
 from bridge.housekeeping import Housekeeping
 from bridge.incidents import Facts, Policy
-from bridge.inventory import Inventory, InventoryUnavailable
+from bridge.inventory import Inventory, InventoryUnavailable, domain_aggregates
 from bridge.nova import Nova
 from bridge.rules import HOST_DOWN, POWER_OFF
 from bridge.servers import ServersPolicy
@@ -80,7 +80,8 @@ class Engine:
         self.store = store
         self.clock = clock
         self.policy = policy_from(config)
-        self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock)
+        self.inventory = inventory or Inventory(store, nova, ttl=config["nova"]["inventory_ttl"], clock=clock,
+                                                aggregates=domain_aggregates(config))
         self.fencing = driver_for(config, nova=nova, wake=self.wake)  # BMC calls in its own bounded pool
         self.executor = Executor(dry_run=config["dry_run"], nova=nova, fencing=self.fencing,
                                  shadow=config["mode"] == "shadow",

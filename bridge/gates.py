@@ -73,6 +73,8 @@ class Fleet:
     nova_error: str = ""
     upstream_down: frozenset[str] = frozenset()  # failure domains an upstream alert says are cut off
     silences: tuple[Silence, ...] | None = ()  # active Alertmanager silences; None: could not be read
+    # Zabbix hosts in maintenance (technical name -> the maintenance's name); None: could not be read
+    zabbix_maintenance: Mapping[str, str] | None = field(default_factory=dict)
     paused: str | None = None  # the global pause in force (who, when, why), or None
 
 
@@ -80,7 +82,7 @@ class Fleet:
 class HostView:
     """What the gates need about this incident's host."""
 
-    domain: str | None = None  # its failure domain (alert label or Nova zone)
+    domain: str | None = None  # its failure domain (alert label, Nova zone or aggregate)
     opened_at: datetime | None = None  # when the incident opened: how long the fault lasts
     labels: tuple[Mapping[str, str], ...] = ()  # of its alerts now firing, one mapping each
     changes: int = 0  # fire and resolve reports for the host within limits.flap_window
@@ -183,9 +185,10 @@ def mass_limit(facts: Facts) -> Verdict:
 
 
 def domain_limit(facts: Facts) -> Verdict:
-    """Fail closed. The same limits per failure domain (rack label, Nova zone). A host whose
-    domain is unknown while domain limits are set is held; a fraction needs the domain's host
-    count (Nova zones have one; alert labels do not, so only the count applies to them)."""
+    """Fail closed. The same limits per failure domain (rack label, Nova zone or aggregate). A
+    host whose domain is unknown while domain limits are set is held; a fraction needs the
+    domain's host count (Nova's domains have one; alert labels do not, so only the count
+    applies to them)."""
     limits, fleet, host = _limits(facts), facts.fleet, facts.host
     if limits.domain_max_count is None and limits.domain_max_fraction is None:
         return _ok("domain_limit", "off")
@@ -341,9 +344,11 @@ _TRUE = ("", "0", "false", "no", "none")
 
 
 def maintenance(facts: Facts) -> Verdict:
-    """Fail open (a label absent means no maintenance). Held while one of the host's firing
-    alerts says it is in scheduled downtime (Nagios, Icinga: downtime_depth > 0) or maintenance
-    (Zabbix: a maintenance or suppressed label)."""
+    """Fail open (a label absent means no maintenance; Zabbix's API unreadable: none known).
+    Held while one of the host's firing alerts says it is in scheduled downtime (Nagios,
+    Icinga: downtime_depth > 0) or maintenance (a maintenance or suppressed label), or while
+    Zabbix's API lists a host in maintenance whose technical name is this host's or the `host`
+    label of one of its firing alerts (Zabbix's {HOST.HOST})."""
     if not _limits(facts).maintenance:
         return _ok("maintenance", "off")
     for labels in facts.host.labels:
@@ -352,6 +357,15 @@ def maintenance(facts: Facts) -> Verdict:
         for name in ("maintenance", "suppressed"):
             if labels.get(name, "").strip().lower() not in _TRUE:
                 return Verdict("maintenance", False, f"in maintenance ({name}={labels[name]}): holding")
+    zabbix = facts.fleet.zabbix_maintenance
+    if zabbix:
+        names = [facts.incident.host, *(labels["host"] for labels in facts.host.labels if labels.get("host"))]
+        found = next((name for name in names if name in zabbix), None)
+        if found is not None:
+            return Verdict("maintenance", False, f"Zabbix host {found} is in maintenance "
+                                                 f"({zabbix[found]}): holding")
+    if zabbix is None:
+        return _ok("maintenance", "none known (Zabbix maintenance could not be read: fail open)")
     return _ok("maintenance", "none")
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge import incidents as sm
 from bridge import metrics
+from bridge.config import read_secret
 from bridge.gates import Fleet, Limits, Matcher, Silence, fleet_over_limit, watchdog
 from bridge.store import gating as reads
 
@@ -65,32 +66,79 @@ class ObserverCollector:
         return [family]
 
 
-class Silences:
-    """Alertmanager's active silences, read at most every `cache` seconds. None: unreadable."""
+class _Cached:
+    """A peer's answer, read at most every `cache` seconds; None while it cannot be read."""
 
-    def __init__(self, spec: dict[str, Any], get: Callable[..., Any] = requests.get):
-        self.url = spec["url"].rstrip("/") + "/api/v2/silences"
+    what = ""
+
+    def __init__(self, spec: dict[str, Any]):
         self.cache, self.timeout = spec.get("cache", 30), spec.get("timeout", 5)
-        self._get = get
         self._read_at: float | None = None
-        self._silences: tuple[Silence, ...] | None = None
+        self._value: Any = None
 
-    def current(self) -> tuple[Silence, ...] | None:
+    def current(self):
         if self._read_at is not None and time.monotonic() - self._read_at < self.cache:
-            return self._silences
+            return self._value
         self._read_at = time.monotonic()
         try:
-            response = self._get(self.url, timeout=self.timeout)
-            response.raise_for_status()
-            self._silences = tuple(
-                Silence(s["id"], tuple(Matcher(m["name"], m["value"], bool(m.get("isRegex")), m.get("isEqual", True))
-                                       for m in s.get("matchers", [])),
-                        s.get("createdBy", ""), s.get("comment", ""))
-                for s in response.json() if s.get("status", {}).get("state") == "active")
+            self._value = self._read()
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-            log.warning("cannot read Alertmanager silences from %s: %s", self.url, exc)
-            self._silences = None
-        return self._silences
+            log.warning("cannot read %s from %s: %s", self.what, self.url, exc)
+            self._value = None
+        return self._value
+
+    def _read(self):
+        raise NotImplementedError
+
+
+class Silences(_Cached):
+    """Alertmanager's active silences."""
+
+    what = "Alertmanager silences"
+
+    def __init__(self, spec: dict[str, Any], get: Callable[..., Any] = requests.get):
+        super().__init__(spec)
+        self.url = spec["url"].rstrip("/") + "/api/v2/silences"
+        self._get = get
+
+    def _read(self) -> tuple[Silence, ...]:
+        response = self._get(self.url, timeout=self.timeout)
+        response.raise_for_status()
+        return tuple(
+            Silence(s["id"], tuple(Matcher(m["name"], m["value"], bool(m.get("isRegex")), m.get("isEqual", True))
+                                   for m in s.get("matchers", [])),
+                    s.get("createdBy", ""), s.get("comment", ""))
+            for s in response.json() if s.get("status", {}).get("state") == "active")
+
+
+class ZabbixMaintenance(_Cached):
+    """The hosts Zabbix's API says are in maintenance now (host.get maintenance_status=1, which
+    Zabbix's timer sets when a maintenance period starts), by technical name -> the
+    maintenance's name. Its JSON-RPC API (6.0 to 7.0) with an API token (Users > API tokens)
+    of a user who may read the compute hosts."""
+
+    what = "Zabbix maintenance"
+
+    def __init__(self, spec: dict[str, Any], token: str, post: Callable[..., Any] = requests.post):
+        super().__init__(spec)
+        self.url, self._token, self._post = spec["url"], token, post
+
+    def _call(self, method: str, params: dict) -> Any:
+        response = self._post(self.url, json={"jsonrpc": "2.0", "method": method, "params": params,
+                                              "auth": self._token, "id": 1}, timeout=self.timeout)
+        response.raise_for_status()
+        answer = response.json()
+        if "error" in answer:
+            raise ValueError(f"{method}: {answer['error'].get('data') or answer['error'].get('message')}")
+        return answer["result"]
+
+    def _read(self) -> dict[str, str]:
+        hosts = self._call("host.get", {"output": ["host", "maintenanceid"], "filter": {"maintenance_status": "1"}})
+        if not hosts:
+            return {}
+        names = {m["maintenanceid"]: m["name"] for m in self._call("maintenance.get", {
+            "output": ["name"], "maintenanceids": sorted({h["maintenanceid"] for h in hosts})})}
+        return {h["host"]: names.get(h["maintenanceid"], f"maintenance {h['maintenanceid']}") for h in hosts}
 
 
 class GateInputs:
@@ -99,12 +147,14 @@ class GateInputs:
         self.limits = Limits.from_config(config)
         self.domain, self.watchdog, self.ttl = gates["failure_domain"], gates["watchdog"], gates["view_ttl"]
         self.silences = Silences(gates["alertmanager_silences"]) if gates["alertmanager_silences"] else None
+        zabbix = gates["zabbix_maintenance"]
+        self.zabbix = (ZabbixMaintenance(zabbix, read_secret(zabbix["token"], "gates.zabbix_maintenance.token"))
+                       if zabbix else None)
         self.store, self.inventory, self.clock = store, inventory, clock
         self._lock = threading.Lock()
         self._fleet: Fleet | None = None
         self.last: Fleet | None = None  # the latest view, even once invalidated (for /readyz)
         self._read_at, self._read_for = 0.0, datetime.min.replace(tzinfo=timezone.utc)
-        self.over_limit_at: datetime | None = None  # storm cooldown: in memory, this process
         self.record: list[tuple] | None = None  # replay: every hold and wait, in order
 
     def fired(self, incident_id: int, decision: sm.Decision, now: datetime) -> None:
@@ -114,6 +164,9 @@ class GateInputs:
         if gate:
             effect = "wait" if decision.detail.get("waiting") else "hold"
             metrics.GATE_FIRED.labels(gate, effect).inc()
+            if effect == "wait":  # a hold is a transition, on the timeline already
+                until = decision.due_at.isoformat() if decision.due_at else None
+                self.store.note_wait(incident_id, decision.cause, {**decision.detail, "until": until}, now)
             if self.record is not None:
                 self.record.append((now, incident_id, gate, effect, decision.cause))
 
@@ -132,10 +185,12 @@ class GateInputs:
                 counts = reads.fleet_counts(conn, now, self.limits, self.domain, self.watchdog)
             nova_ok, nova_error = self.inventory.nova_state()
             fleet = Fleet(**counts, nova_ok=nova_ok, nova_error=nova_error,
-                          silences=self.silences.current() if self.silences else ())
-            if fleet_over_limit(fleet, self.limits):
-                self.over_limit_at = now
-            self._fleet = self.last = dataclasses.replace(fleet, over_limit_at=self.over_limit_at)
+                          silences=self.silences.current() if self.silences else (),
+                          zabbix_maintenance=self.zabbix.current() if self.zabbix else {})
+            if self.limits.storm_cooldown is not None and fleet_over_limit(fleet, self.limits):
+                self.store.mark_storm(now)  # in the database: restarts and other processes see it
+                fleet = dataclasses.replace(fleet, over_limit_at=max(now, fleet.over_limit_at or now))
+            self._fleet = self.last = fleet
             self._read_at, self._read_for = time.monotonic(), now
             return self._fleet
 

@@ -4,6 +4,7 @@ person means among them. Alerts and confirmations resolve names here, the same w
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from datetime import datetime, timedelta
 from typing import Callable
@@ -21,12 +22,20 @@ class InventoryUnavailable(RuntimeError):
     """A cloud is configured, but Nova has not told us its hosts yet."""
 
 
+def domain_aggregates(config) -> re.Pattern | None:
+    """The aggregates that are failure domains (gates.failure_domain {nova: aggregate}), if any."""
+    domain = config["gates"]["failure_domain"] or {}
+    return re.compile(domain.get("match", ".*")) if domain.get("nova") == "aggregate" else None
+
+
 class Inventory:
-    def __init__(self, store: Store, nova: Nova | None, *, ttl: float, clock: Callable[[], datetime]):
+    def __init__(self, store: Store, nova: Nova | None, *, ttl: float, clock: Callable[[], datetime],
+                 aggregates: re.Pattern | None = None):
         self.store = store
         self.nova = nova
         self.ttl = ttl
         self.clock = clock
+        self.aggregates = aggregates  # read each host's failure-domain aggregate with the services
         self._lock = threading.Lock()
         self._tried: datetime | None = None
         self._error: str | None = None  # the last refresh failed, and none worked since
@@ -50,6 +59,8 @@ class Inventory:
                 self._tried = now
                 try:
                     services = self.nova.compute_services()
+                    if self.aggregates is not None:
+                        services = self._with_aggregates(services)
                 except NovaError as exc:
                     log.warning("cannot refresh the compute host inventory: %s", exc)
                     self._error = str(exc)
@@ -58,6 +69,12 @@ class Inventory:
                     self.store.replace_inventory(services, now)
                     return [s["host"] for s in services]
         return hosts
+
+    def _with_aggregates(self, services: list[dict]) -> list[dict]:
+        """Each service with its host's failure-domain aggregate: the first by name that matches."""
+        found = self.nova.host_aggregates()
+        return [{**s, "aggregate": next((a for a in sorted(found.get(s["host"], ()))
+                                         if self.aggregates.fullmatch(a)), None)} for s in services]
 
     def resolve(self, candidate: str) -> tuple[str | None, str]:
         """The Nova host a name means, and how it was found (or why none).

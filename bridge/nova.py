@@ -128,6 +128,16 @@ class Nova:
         services, _ = self._retrying("list services", lambda: list(self.conn.compute.services(binary="nova-compute")))
         return [service_info(s) for s in services]
 
+    def host_aggregates(self) -> dict[str, list[str]]:
+        """Each host's aggregates, by name (for failure domains: gates.failure_domain)."""
+        found, _ = self._retrying("list aggregates", lambda: [(a.name, list(a.hosts or []))
+                                                              for a in self.conn.compute.aggregates()])
+        out: dict[str, list[str]] = {}
+        for name, hosts in found:
+            for host in hosts:
+                out.setdefault(host, []).append(name)
+        return out
+
     def hypervisor_hostname(self, host: str) -> str | None:
         """The name of the hypervisor the host's nova-compute service runs (for an Ironic-managed
         host, its node), or None if Nova lists none."""

@@ -151,6 +151,10 @@ class FakeNova(ServerCalls):
         self._maybe_fail("compute_services")
         return [{k: v for k, v in s.items() if k != "disabled_reason"} for s in self.services.values()]
 
+    def host_aggregates(self) -> dict[str, list[str]]:
+        self._maybe_fail("compute_services")  # read with the services, failing with them
+        return {h: list(names) for h, names in self.aggregates.items()}
+
     def _service(self, host: str) -> dict:
         if host not in self.services:
             raise NovaError(f"no nova-compute service on host {host!r}", [])

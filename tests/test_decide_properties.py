@@ -76,6 +76,7 @@ fleets = st.sampled_from([
     Fleet(over_limit_at=EARLY, heartbeat_at=EARLY), Fleet(nova_ok=False, nova_error="timeout"),
     Fleet(upstream_down=frozenset({"r1"})), Fleet(silences=None), Fleet(paused="paused by ops: why"),
     Fleet(silences=(gates.Silence("s", (gates.Matcher("downtime_depth", ".*", is_regex=True),)),)),
+    Fleet(zabbix_maintenance={"compute-01": "kernel update"}), Fleet(zabbix_maintenance=None),
 ])
 host_views = st.sampled_from([
     HostView(), HostView(domain="r1", opened_at=EARLY, changes=3), HostView(opened_at=LATE),

@@ -93,6 +93,9 @@ def test_debounce_corroboration_and_nova_heartbeat_wait_for_their_condition():
     (Limits(), Fleet(upstream_down=frozenset({"r01"})), HostView(domain="r01"), "upstream"),
     (Limits(), Fleet(), HostView(labels=({"downtime_depth": "1"},)), "maintenance"),
     (Limits(), Fleet(), HostView(labels=({"maintenance": "1"},)), "maintenance"),
+    (Limits(), Fleet(zabbix_maintenance={"compute-01": "kernel update"}), HostView(), "maintenance"),
+    (Limits(), Fleet(zabbix_maintenance={"zbx-c01": "kernel update"}), HostView(labels=({"host": "zbx-c01"},)),
+     "maintenance"),
     (Limits(silences=True), Fleet(silences=None), HostView(), "silenced"),
     (Limits(silences=True), Fleet(silences=(Silence("s1", (Matcher("instance", "compute-0[12]", is_regex=True),)),)),
      HostView(labels=({"instance": "compute-01"},)), "silenced"),
@@ -110,6 +113,9 @@ def test_each_hold_names_its_gate_on_the_timeline(limits, fleet, host, gate):
     (Limits(), Fleet(nova_ok=None), HostView()),  # no cloud: dry-run only, nothing to hold
     (Limits(), Fleet(upstream_down=frozenset({"r02"})), HostView(domain="r01")),
     (Limits(), Fleet(), HostView(labels=({"downtime_depth": "0", "maintenance": "false"},))),
+    (Limits(), Fleet(zabbix_maintenance={"compute-02": "racking"}), HostView(labels=({"host": "compute-03"},))),
+    (Limits(), Fleet(zabbix_maintenance=None), HostView()),  # Zabbix's API unreadable: fail open
+    (Limits(maintenance=False), Fleet(zabbix_maintenance={"compute-01": "kernel update"}), HostView()),
     (Limits(silences=True), Fleet(silences=(Silence("s1", (Matcher("instance", "compute-01", is_equal=False),)),)),
      HostView(labels=({"instance": "compute-01"},))),
     (Limits(), Fleet(), HostView(service={"status": "disabled",
@@ -173,3 +179,43 @@ def test_limits_from_the_default_config_turn_off_what_needs_fleet_numbers():
     assert limits.max_count is None and limits.max_fraction is None and limits.rate_hosts is None
     assert limits.nova_reachable and limits.upstream and limits.maintenance and limits.foreign_disable
     assert not limits.silences and limits.watchdog_max_age is None
+
+
+class FakeZabbixAPI:
+    """Zabbix's JSON-RPC API as ZabbixMaintenance calls it: host.get, then maintenance.get."""
+
+    def __init__(self, hosts, maintenances, error=None):
+        self.hosts, self.maintenances, self.error, self.calls = hosts, maintenances, error, []
+
+    def __call__(self, url, json, timeout):
+        self.calls.append((json["method"], json["params"], json["auth"]))
+        if self.error:
+            result = {"error": {"code": -32602, "message": "Invalid params.", "data": self.error}}
+        elif json["method"] == "host.get":
+            assert json["params"]["filter"] == {"maintenance_status": "1"}
+            result = {"result": self.hosts}
+        else:
+            result = {"result": [m for m in self.maintenances if m["maintenanceid"] in json["params"]["maintenanceids"]]}
+
+        class Answer:
+            def raise_for_status(self):
+                pass
+
+            def json(self):
+                return {"jsonrpc": "2.0", "id": 1, **result}
+        return Answer()
+
+
+def test_zabbix_maintenance_names_each_host_in_maintenance_and_none_when_unreadable():
+    from bridge.gating import ZabbixMaintenance
+    api = FakeZabbixAPI([{"hostid": "10", "host": "compute-01", "maintenanceid": "3"}],
+                        [{"maintenanceid": "3", "name": "kernel update"}])
+    reader = ZabbixMaintenance({"url": "http://zabbix/api_jsonrpc.php", "cache": 60}, "tok", post=api)
+    assert reader.current() == {"compute-01": "kernel update"}
+    assert reader.current() == {"compute-01": "kernel update"} and len(api.calls) == 2  # cached
+    assert api.calls[0][2] == "tok"
+    empty = FakeZabbixAPI([], [])
+    assert ZabbixMaintenance({"url": "http://z/api_jsonrpc.php"}, "tok", post=empty).current() == {}
+    assert [c[0] for c in empty.calls] == ["host.get"]
+    refused = FakeZabbixAPI([], [], error="Not authorised.")
+    assert ZabbixMaintenance({"url": "http://z/api_jsonrpc.php"}, "bad", post=refused).current() is None

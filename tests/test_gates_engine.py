@@ -150,6 +150,25 @@ def test_a_switch_alert_holds_the_hosts_behind_it_only(gated):
     assert incidents["compute-15"]["state"] == sm.FENCING
 
 
+def test_nova_aggregates_are_failure_domains_with_their_own_limits(gated, fleet):
+    # racks as aggregates rack-1..4 (10 hosts each); every host also in ha-hosts, which no limit counts
+    for n, host in enumerate(HOSTS[:39]):
+        fleet.aggregates[host] = ["ha-hosts", f"rack-{n // 10 + 1}"]
+    bridge = gated(failure_domain={"nova": "aggregate", "match": "rack-[0-9]+"},
+                   per_domain={"max_count": 2, "max_fraction": 0.5})
+    bridge.post_alert(alerts(*HOSTS[:3], HOSTS[12], HOSTS[39]))  # 3 in rack-1, 1 in rack-2, 1 in none
+    bridge.settle()
+    incidents = by_host(bridge)
+    assert {gate_of(incidents[h]) for h in HOSTS[:3]} == {"domain_limit"}
+    assert "3 hosts down in failure domain rack-1, more than the 2 allowed" in incidents["compute-01"]["last_error"]
+    assert incidents[HOSTS[12]]["state"] == sm.FENCING
+    assert gate_of(incidents[HOSTS[39]]) == "domain_limit"  # in no rack aggregate: unknown, held
+    assert "failure domain is unknown" in incidents[HOSTS[39]]["last_error"]
+    with bridge.store.engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("select host, aggregate from compute_hosts")).all())
+    assert stored["compute-01"] == "rack-1" and stored[HOSTS[39]] is None
+
+
 def test_downtime_and_someone_elses_disable_hold_their_host(gated, fleet):
     bridge = gated()
     fleet.services["compute-05"].update(status="disabled", disabled_reason="kernel upgrade (bob)")
@@ -192,6 +211,54 @@ def test_rate_limit_and_min_duration_make_incidents_wait_then_go_on_by_themselve
     bridge.clock.advance(601)  # the window has passed the first start
     bridge.settle()
     assert by_host(bridge)[second]["state"] == sm.FENCING
+
+
+def waits(incident) -> list[str]:
+    return [t["detail"]["gate"] for t in incident["timeline"] if t["detail"].get("waiting")]
+
+
+def test_a_wait_is_on_the_timeline_once_per_change_of_gate_not_per_poll(gated):
+    bridge = gated(rate={"hosts": 1, "window": 600}, min_duration=60, recheck=30)
+    bridge.post_alert(alerts("compute-01", "compute-02"))
+    bridge.settle()
+    for _ in range(3):  # polls while the debounce lasts
+        bridge.clock.advance(15)
+        bridge.settle()
+    assert {h: waits(i) for h, i in by_host(bridge).items()} == {"compute-01": ["min_duration"],
+                                                                  "compute-02": ["min_duration"]}
+    bridge.clock.advance(15)
+    bridge.settle()
+    second = next(h for h, i in by_host(bridge).items() if i["state"] == sm.SUSPECTED)
+    for _ in range(4):  # the rate limit looks again every 30 s
+        bridge.clock.advance(30)
+        bridge.settle()
+    inc = by_host(bridge)[second]
+    assert waits(inc) == ["min_duration", "rate_limit"]
+    wait = [t for t in inc["timeline"] if t["detail"].get("waiting")][-1]
+    assert (wait["from_state"], wait["to_state"]) == (sm.SUSPECTED, sm.SUSPECTED)
+    assert wait["cause"].startswith("gate rate_limit: 1 fencing starts within 600s") and wait["detail"]["until"]
+    shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").get_json()
+    assert waits(shown) == ["min_duration", "rate_limit"]
+
+
+def test_the_storm_cooldown_survives_a_restart(gated, fleet, make_bridge):
+    bridge = gated(max_count=2, storm_cooldown=300)
+    bridge.post_alert(alerts(*HOSTS[:3]))
+    bridge.settle()
+    assert {gate_of(i) for i in by_host(bridge).values()} == {"mass_limit"}
+    for inc in by_host(bridge).values():
+        bridge.admin("POST", f"/v1/incidents/{inc['id']}/cancel", json={"reason": "switch back"})
+    # a new process on the same database (or another replica): it remembers the storm
+    again = make_bridge(fleet, dry_run=False, nova={"cloud": "fake"}, gates={"max_count": 2, "storm_cooldown": 300})
+    again.clock.advance(100)
+    again.post_alert(alerts("compute-10"))
+    again.settle()
+    inc = by_host(again)["compute-10"]
+    assert inc["state"] == sm.SUSPECTED and waits(inc) == ["storm_cooldown"]
+    assert "a storm was seen at 2026-11-24T12:00:00+00:00" in inc["timeline"][-1]["cause"]
+    again.clock.advance(201)
+    again.settle()
+    assert by_host(again)["compute-10"]["state"] == sm.FENCING
 
 
 def test_shadow_mode_changes_nothing_and_records_the_plan(make_bridge, fleet):

@@ -13,7 +13,10 @@ from bridge import incidents as sm
 from bridge.gates import HostView, Limits
 from bridge.rules import HOST_DOWN, UPSTREAM_DOWN
 from bridge.signals import FIRING
-from bridge.store.tables import UTCDateTime, approvals, compute_hosts, incidents, pauses, signals, timeline
+from bridge.store.database import lock
+from bridge.store.tables import (
+    UTCDateTime, approvals, compute_hosts, gate_marks, incidents, pauses, signals, timeline,
+)
 
 _OPEN = incidents.c.closed_at.is_(None)
 
@@ -23,11 +26,11 @@ def _latest(rows) -> dict[tuple[str, str], Any]:
     return {(r.source, r.fingerprint): r for r in rows}
 
 
-def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None, zone: str | None) -> str | None:
+def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None, service) -> str | None:
     if not domain:
         return None
-    if "nova" in domain:
-        return zone
+    if "nova" in domain:  # its zone or its aggregate, as Nova was last read
+        return getattr(service, domain["nova"]) if service is not None else None
     return next((lab[domain["label"]] for lab in labels if lab.get(domain["label"])), None)
 
 
@@ -40,18 +43,20 @@ def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] 
                            "down": conn.execute(count.select_from(incidents).where(_OPEN)).scalar(),
                            "paused": paused(conn)}
     if domain and "nova" in domain:
-        out["domain_hosts"] = dict(conn.execute(sa.select(compute_hosts.c.zone, sa.func.count())
-                                                .group_by(compute_hosts.c.zone)).all())
+        column = compute_hosts.c[domain["nova"]]  # zone or aggregate
+        out["domain_hosts"] = dict(conn.execute(sa.select(column, sa.func.count()).group_by(column)).all())
         out["domain_down"] = dict(conn.execute(
-            sa.select(compute_hosts.c.zone, sa.func.count()).select_from(
+            sa.select(column, sa.func.count()).select_from(
                 incidents.join(compute_hosts, compute_hosts.c.host == incidents.c.host))
-            .where(_OPEN).group_by(compute_hosts.c.zone)).all())
+            .where(_OPEN).group_by(column)).all())
     elif domain:
         value = signals.c.labels[domain["label"]].as_string()
         rows = conn.execute(sa.select(incidents.c.id, value).select_from(
             incidents.join(signals, signals.c.incident_id == incidents.c.id))
             .where(_OPEN, signals.c.kind == HOST_DOWN, value.is_not(None)).distinct()).all()
         out["domain_down"] = dict(Counter(v for v in {i: v for i, v in rows}.values() if v))
+    if limits.storm_cooldown is not None:
+        out["over_limit_at"] = mark(conn, STORM)
     if limits.rate_hosts is not None:
         out["started"] = conn.execute(count.select_from(timeline).where(
             timeline.c.to_state == sm.FENCING, timeline.c.from_state != sm.FENCING,
@@ -86,7 +91,7 @@ def host_view(conn, incident_id: int, host: str, now: datetime, limits: Limits,
         changes = conn.execute(sa.select(sa.func.count()).select_from(signals).where(
             signals.c.incident_id.in_(sa.select(incidents.c.id).where(incidents.c.host == host)),
             signals.c.received_at >= now - timedelta(seconds=limits.flap_window))).scalar()
-    return HostView(domain=_domain_of(list(labels), domain, service.zone if service else None),
+    return HostView(domain=_domain_of(list(labels), domain, service),
                     opened_at=row.opened_at if row else None, labels=labels, changes=changes,
                     service=dict(service._mapping) if service else None,
                     service_read_at=service.refreshed_at if service else None)
@@ -109,3 +114,41 @@ def paused(conn) -> str | None:
 
 def set_paused(conn, on: bool, actor: str, reason: str, now: datetime) -> None:
     conn.execute(pauses.insert().values(paused=on, actor=actor, reason=reason, at=now))
+
+
+STORM = "storm"  # the fleet was over a mass limit (the storm cooldown counts from the latest)
+
+
+def mark(conn, name: str) -> datetime | None:
+    return conn.execute(sa.select(gate_marks.c.at).where(gate_marks.c.name == name)).scalar()
+
+
+def set_mark(conn, name: str, at: datetime) -> None:
+    """Move the mark to `at`, never back (processes whose clocks differ a little keep the latest)."""
+    lock(conn, f"mark:{name}")  # two processes marking at once would both insert
+    current = mark(conn, name)
+    if current is None:
+        conn.execute(gate_marks.insert().values(name=name, at=at))
+    elif current < at:
+        conn.execute(gate_marks.update().where(gate_marks.c.name == name).values(at=at))
+
+
+def waiting_on(conn, incident_id: int) -> str | None:
+    """The gate the incident's timeline last said it waits on, if that is the latest word on
+    why it is where it is (no transition, hold or other wait since)."""
+    row = conn.execute(sa.select(timeline.c.from_state, timeline.c.to_state, timeline.c.detail).where(
+        timeline.c.incident_id == incident_id,
+        sa.or_(timeline.c.from_state.is_(None), timeline.c.from_state != timeline.c.to_state,
+               timeline.c.cause.like("gate %"))).order_by(timeline.c.id.desc()).limit(1)).first()
+    if row is None or row.from_state != row.to_state or not row.detail.get("waiting"):
+        return None
+    return row.detail.get("gate")
+
+
+def note_wait(conn, incident_id: int, state: str, cause: str, detail: Mapping[str, Any], now: datetime) -> bool:
+    """A gate makes the incident wait: on its timeline, unless it says so already. Whether written."""
+    if waiting_on(conn, incident_id) == detail["gate"]:
+        return False
+    conn.execute(timeline.insert().values(incident_id=incident_id, at=now, from_state=state, to_state=state,
+                                          cause=cause, actor="bridge", detail=dict(detail)))
+    return True

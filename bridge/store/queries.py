@@ -494,6 +494,19 @@ class Store(Reads):
             gating.set_paused(conn, on, actor, reason, now)
             return gating.paused(conn)
 
+    def note_wait(self, incident_id: int, cause: str, detail: dict, now: datetime) -> None:
+        """A gate makes a suspected incident wait: on its timeline once per gate in a row."""
+        with self.reader.connect() as conn:  # most waits are a poll of the same one: no write lock
+            if gating.waiting_on(conn, incident_id) == detail["gate"]:
+                return
+        with self._write() as conn:
+            gating.note_wait(conn, incident_id, sm.SUSPECTED, cause, detail, now)
+
+    def mark_storm(self, now: datetime) -> None:
+        """The fleet is over a mass limit now: the storm cooldown starts again (every process)."""
+        with self._write() as conn:
+            gating.set_mark(conn, gating.STORM, now)
+
     def pause_state(self) -> str | None:
         with self.reader.connect() as conn:
             return gating.paused(conn)

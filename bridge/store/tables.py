@@ -134,6 +134,7 @@ compute_hosts = sa.Table(
     sa.Column("refreshed_at", UTCDateTime, nullable=False),
     sa.Column("disabled_reason", sa.Text),  # who disabled it, if someone did
     sa.Column("updated_at", UTCDateTime),  # the service's last heartbeat, as Nova saw it
+    sa.Column("aggregate", sa.String(255)),  # its failure-domain aggregate (gates.failure_domain)
 )
 
 # a person's approval of one gate for one incident (bridge/gates.py APPROVABLE)
@@ -147,6 +148,14 @@ approvals = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 sa.Index("approvals_by_incident", approvals.c.incident_id, approvals.c.gate)
+
+# the last time a gate saw something, shared by every process and kept over restarts
+# (name "storm": the fleet was over a mass limit, for the storm cooldown)
+gate_marks = sa.Table(
+    "gate_marks", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
 
 # the global pause, as people set and lifted it; the latest row is in force
 pauses = sa.Table(

@@ -6,11 +6,13 @@ from datetime import datetime
 import pytest
 import yaml
 
+from tests.harness.bridge_process import base_config
 from tests.harness.procs import wait_until
 from tests.monitoring.harness import (
     TEMPLATES, assert_nova_untouched, last_id, now, repeats, report, signals, wait_for_signal,
 )
 from tests.monitoring.zabbix import Zabbix
+from tests.sources.shipped import default_rules
 
 pytestmark = [pytest.mark.monitoring, pytest.mark.zabbix]
 
@@ -57,3 +59,27 @@ def test_problem_update_and_recovery_reach_the_bridge(bridge_server, workdir, st
     assert [s["id"] for s in signals(bridge_server)] == [problem["id"], resolved["id"]]
     # problem, update, recovery: each marked sent once the script returned (the alerter records it last)
     wait_until("Zabbix: 3 notifications sent", lambda: [a["status"] for a in zabbix.alerts()] == ["1"] * 3, 30, 0.2)
+
+
+def test_a_maintenance_period_in_zabbix_holds_its_host(bridge_process, tmp_path, workdir, stack):
+    zabbix = Zabbix(workdir, stack).start()
+    (tmp_path / "zabbix-api.token").write_text(zabbix.api_token("nova-hostdown-bridge gates") + "\n")
+    bridge = bridge_process(base_config(tmp_path, rules=default_rules(), gates={"zabbix_maintenance": {
+        "url": zabbix.api_url, "token": {"file": str(tmp_path / "zabbix-api.token")}, "cache": 1}}))
+    token = (bridge.workdir / "webhook.token").read_text().strip()
+    # operations not paused for suppressed problems: Zabbix sends the problem on, the bridge holds it
+    ids = zabbix.provision(MEDIA_TYPE.read_text(), f"{bridge.url}/v1/alerts/zabbix", token, pause_suppressed=False)
+    wait_until("Zabbix server knows compute.alive", lambda: zabbix.send("compute-01", "compute.alive", "1"), 60, 0.5)
+    zabbix.maintain(ids["host"], "firmware update, ticket 12")
+
+    after = last_id(bridge)
+    assert zabbix.send("compute-01", "compute.alive", "0")
+    problem = wait_for_signal(bridge, "Zabbix problem", lambda s: s["status"] == "firing", 60, after)
+    [event] = zabbix.call("problem.get", {"output": ["eventid", "suppressed"]})
+    assert (event["eventid"], event["suppressed"]) == (problem["fingerprint"], "1")  # Zabbix suppressed it
+    inc = bridge.wait_for_incident("compute-01", "held", timeout=60)
+    hold = [t for t in inc["timeline"] if t["to_state"] == "held"][-1]
+    assert hold["detail"]["gate"] == "maintenance"
+    assert inc["last_error"] == ("gate maintenance: Zabbix host compute-01 is in maintenance "
+                                 "(firmware update, ticket 12): holding")
+    assert_nova_untouched(inc)

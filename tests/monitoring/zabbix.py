@@ -13,6 +13,7 @@ import re
 import socket
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import requests
@@ -178,6 +179,23 @@ class Zabbix:
                                "-k", key, "-o", value], capture_output=True, text=True, timeout=30)
         return "processed: 1" in done.stdout
 
+    def api_token(self, name: str, userid: str = "1") -> str:
+        """A new API token (Users > API tokens) of a user, Admin by default."""
+        tokenid = self.call("token.create", {"name": name, "userid": userid})["tokenids"][0]
+        return self.call("token.generate", [tokenid])[0]["token"]
+
+    def maintain(self, hostid: str, name: str, seconds: int = 3600) -> str:
+        """A maintenance period with data collection, started a minute ago; returns its id once
+        Zabbix's timer has put the host in it (it looks at the start of every minute)."""
+        start = int(time.time()) - 60
+        maintenanceid = self.call("maintenance.create", {
+            "name": name, "active_since": start, "active_till": start + seconds, "maintenance_type": 0,
+            "hosts": [{"hostid": hostid}], "timeperiods": [{"timeperiod_type": 0, "start_date": start,
+                                                          "period": seconds}]})["maintenanceids"][0]
+        wait_until(f"Zabbix puts host {hostid} in maintenance", lambda: self.call("host.get", {
+            "hostids": hostid, "output": ["maintenance_status"]})[0]["maintenance_status"] == "1", 150, 1)
+        return maintenanceid
+
     def alerts(self) -> list[dict]:
         """What the server did with each notification (status 1 sent, 2 failed, error text)."""
         return self.call("alert.get", {"output": ["alertid", "status", "error", "retries", "subject"],
@@ -185,7 +203,7 @@ class Zabbix:
 
     # ---- the setup alert_templates/zabbix/README.md describes, through the API ----------------
 
-    def provision(self, media_type_yaml: str, bridge_url: str, token: str) -> dict:
+    def provision(self, media_type_yaml: str, bridge_url: str, token: str, pause_suppressed: bool = True) -> dict:
         self.call("configuration.import", {"format": "yaml", "source": media_type_yaml,
                                            "rules": {"mediaTypes": {"createMissing": True, "updateExisting": True}}})
         [media] = self.call("mediatype.get", {"filter": {"name": "nova-hostdown-bridge"},
@@ -217,6 +235,7 @@ class Zabbix:
                    "opmessage_usr": [{"userid": user}]}
         self.call("action.create", {
             "name": "nova-hostdown-bridge", "eventsource": 0, "status": 0, "esc_period": "1h",
+            "pause_suppressed": int(pause_suppressed),
             "filter": {"evaltype": 0, "conditions": [{"conditiontype": 0, "operator": 0, "value": group}]},
             "operations": [{**message, "esc_step_from": 1, "esc_step_to": 1}],
             "recovery_operations": [message], "update_operations": [message]})

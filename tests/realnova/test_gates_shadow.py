@@ -37,3 +37,34 @@ def test_shadow_mode_leaves_nova_untouched_and_records_the_whole_plan(
         assert svc.is_forced_down is False and svc.status == "enabled" and svc.state == "up"
     assert nova_proxy.count("PUT", "/os-services") == 0 and nova_proxy.count("POST", "/os-services") == 0
     assert nova_proxy.count("GET", "/os-services") >= 2  # inventory and the plan's reading
+
+
+@pytest.fixture
+def rack_aggregate(real_nova):
+    """A Nova aggregate h13-rack-a holding compute-1 and compute-2, deleted afterwards."""
+    compute = real_nova.connection().compute
+    aggregate = compute.create_aggregate(name="h13-rack-a")
+    try:
+        for host in ("compute-1", "compute-2"):
+            compute.add_host_to_aggregate(aggregate, host)
+        yield aggregate.name
+    finally:
+        for host in compute.get_aggregate(aggregate).hosts or []:
+            compute.remove_host_from_aggregate(aggregate, host)
+        compute.delete_aggregate(aggregate)
+
+
+def test_a_nova_aggregate_is_a_failure_domain_with_its_own_limit(
+        tmp_path, real_nova, clean_hosts, bridge_env, bridge_process, nova_proxy, rack_aggregate):
+    bridge = bridge_process(live_config(tmp_path, gates={
+        "failure_domain": {"nova": "aggregate", "match": "h13-rack-.*"}, "per_domain": {"max_count": 1}}),
+        env=bridge_env)
+    both = alert("compute-1", "aggregate-1")  # in one request: neither is judged before both are in
+    both["alerts"] += alert("compute-2", "aggregate-2")["alerts"]
+    assert bridge.post_alert("alertmanager", both).status_code == 202
+    for host in ("compute-1", "compute-2"):
+        held = bridge.wait_for_incident(host, sm.HELD)
+        assert [t["detail"]["gate"] for t in held["timeline"] if t["to_state"] == sm.HELD] == ["domain_limit"]
+        assert "2 hosts down in failure domain h13-rack-a, more than the 1 allowed" in held["last_error"]
+    assert nova_proxy.count("GET", "/os-aggregates") >= 1
+    assert nova_proxy.count("PUT", "/os-services") == 0
