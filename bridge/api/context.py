@@ -59,6 +59,10 @@ def require_admin() -> str:
 
 
 def json_body() -> dict:
+    """The body as a JSON object: 415 if it is declared as something else, 400 if it is not one."""
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        abort(415, f"Content-Type: must be application/json, not {mimetype}")
     try:
         body = json.loads(request.get_data())
     except (ValueError, RecursionError):  # not UTF-8 or not JSON, or nested beyond the parser
