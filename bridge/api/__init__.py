@@ -43,10 +43,10 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
                                 "inventory": inventory}
+    app.extensions["bridge"]["webhooks"] = alerts.Webhooks(config, store, engine, clock, app.json.dumps)
     rates = config["server"]["rate_limit"]
     if rates["enabled"]:
-        ratelimit.install(
-            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp, pause.bp])
+        ratelimit.install(app, rates, admin_blueprints=[incidents.bp, hosts.bp, pause.bp])
     for module in (alerts, incidents, hosts, pause, health):
         app.register_blueprint(module.bp)
 
