@@ -476,9 +476,12 @@ _TAKE_SIGNAL = signals.update().where(signals.c.id == sa.bindparam("signal_id"))
 _REPORTS = sa.select(signals.c.id, signals.c.fingerprint, signals.c.status, signals.c.incident_id).where(
     signals.c.source == sa.bindparam("source"),
     signals.c.fingerprint.in_(sa.bindparam("fingerprints", expanding=True)))
-_OPEN_INCIDENTS = sa.select(incidents).where(incidents.c.host.in_(sa.bindparam("hosts", expanding=True)),
+# what intake needs of an incident (_Tracked.of): the other columns' conversions cost per row
+_TRACKED = (incidents.c.id, incidents.c.host, incidents.c.state, incidents.c.closed_at, incidents.c.proof_id,
+            incidents.c.signal_counts)
+_OPEN_INCIDENTS = sa.select(*_TRACKED).where(incidents.c.host.in_(sa.bindparam("hosts", expanding=True)),
                                              incidents.c.closed_at.is_(None))
-_INCIDENT = sa.select(incidents).where(incidents.c.id == sa.bindparam("incident_id"))
+_INCIDENT = sa.select(*_TRACKED).where(incidents.c.id == sa.bindparam("incident_id"))
 _OPEN = incidents.insert().values(state=sm.SUSPECTED, epoch=0, nudges=0)
 _WAITING_EVIDENCE = sa.select(evidence).where(evidence.c.host == sa.bindparam("host"),
                                               evidence.c.incident_id.is_(None)).order_by(evidence.c.id)
