@@ -186,3 +186,12 @@ def test_a_kept_alive_connection_serves_fast_and_general_requests_in_turn(bridge
             assert head.startswith(b"HTTP/1.1 " + status) and b"Connection: keep-alive" in head, head
     fingerprints = {s["fingerprint"] for s in bridge.request("GET", "/v1/signals").json()["signals"]}
     assert fingerprints == {"k1", "k2", "k3", "k4"}
+
+
+@pytest.mark.process
+def test_without_the_access_log_neither_path_writes_a_request_line(bridge_process):
+    bridge = bridge_process(logging={"access": False}, workers=1)
+    assert exchange(bridge.port, request(body=alerts("q1")))[0].startswith(b"HTTP/1.1 202")
+    assert exchange(bridge.port, chunked(body=alerts("q2")))[0].startswith(b"HTTP/1.1 202")
+    wait_until("the engine to take both in", lambda: "took in" in bridge.log_path.read_text())
+    assert '"POST /v1/alerts/alertmanager' not in bridge.log_path.read_text()
