@@ -64,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
                 "return": {"enable": True, "wait": 900, "poll_interval": 5}},
     "retention": {"enabled": True, "signals_days": 30, "closed_incidents_days": 90, "interval": 3600,
                   "batch": 1000},
-    "logging": {"level": "INFO", "format": "text"},
+    "logging": {"level": "INFO", "format": "text", "access": True},
     # act: fence and call Nova (dry_run decides whether for real); shadow: run everything,
     # gates and Nova reads included, fence nothing, change nothing, record the plan
     "mode": "act",

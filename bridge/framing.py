@@ -33,6 +33,15 @@ class RequestFraming:
         self._body = 0  # chunk bytes so far
 
     @property
+    def chunked(self) -> bool:
+        return self._chunked
+
+    @property
+    def length(self) -> int | None:
+        """The body's Content-Length (None when chunked or while the head is incomplete)."""
+        return self._length
+
+    @property
     def in_body(self) -> bool:
         return self.head_end is not None
 

@@ -94,7 +94,7 @@ class BridgeServer(BaseApplication):
             "timeout": server["timeout"],
             "graceful_timeout": server["graceful_timeout"],
             "control_socket_disable": True,  # gunicorn >= 24 opens one in $HOME otherwise
-            "accesslog": "-",
+            "accesslog": "-" if self.bridge_config["logging"]["access"] else None,
             "logger_class": OneLineLogger,
             "on_starting": lambda _arbiter: build_store(self.bridge_config, migrate=True),
             "post_worker_init": _worker_started,

@@ -11,6 +11,9 @@ A kept-alive connection is closed once idle for server.keepalive seconds, but ne
 request is waiting on it: a busy poller can reach the time-out after the next request came
 and before it saw it, and closing then resets a valid request. For the same reason, what a
 client sent before its header or body time-out is read before it is answered 408.
+
+A plain webhook request is answered by the thread straight from the buffered bytes
+(bridge/fastpath.py), without WSGI or Flask; every other request as gunicorn does.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import json
 import selectors
 import socket
 import time
+from datetime import datetime
 from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
+from werkzeug.exceptions import InternalServerError
 
+from bridge import fastpath
 from bridge.framing import MORE, TOO_LARGE, RequestFraming
 
 _DRAIN_SECONDS = 2.0  # after a 413/408, how long to read and drop what the client still sends
@@ -107,11 +113,43 @@ class BufferingThreadWorker(ThreadWorker):
         super().enqueue_req(conn)
 
     def handle(self, conn):
-        """In a thread: give the parser the buffered request, then serve it as gunicorn does."""
+        """In a thread: a plain webhook answered at once; else give the parser the buffered
+        request, then serve it as gunicorn does."""
+        plain = fastpath.plain_request(conn.framing, self.cfg) if isinstance(conn.client, tuple) else None
+        if plain is not None:
+            conn.buffered = False
+            return self.answer_webhook(conn, plain)
         conn.init()
         conn.parser.unreader.unread(bytes(conn.framing.buf))
         conn.buffered = False
         return super().handle(conn)
+
+    def answer_webhook(self, conn, plain: fastpath.Plain) -> bool:
+        """What gunicorn's handle_request does around the app (request count, keep-alive, access
+        log), around Webhooks.answer(). True to keep the connection."""
+        conn.init()  # gunicorn's finish_request reads the parser's buffer (empty here)
+        start = datetime.now()
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        keepalive = (not plain.close and self.alive and bool(self.cfg.keepalive)
+                     and len(self.keepalived_conns) < self.max_keepalived)
+        webhooks = self.wsgi.extensions["bridge"]["webhooks"]
+        try:
+            answer = webhooks.answer(plain.source, plain.header("AUTHORIZATION"), conn.client[0], lambda: plain.body)
+        except Exception:  # answered 500 and logged, as Flask does
+            self.wsgi.logger.exception("Exception on %s [POST]", plain.path)
+            answer = webhooks.error(500, InternalServerError.description)
+        try:
+            conn.sock.sendall(fastpath.response(answer, keepalive))
+        except OSError as exc:
+            self.log.debug("Ignoring socket error after a webhook: %s", exc)
+            return False
+        finally:
+            if self.log.access_log_enabled:
+                self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
+        return keepalive
 
     def murder_keepalived(self, force=False):
         """Idle connections past server.keepalive are closed; one whose client has sent its next

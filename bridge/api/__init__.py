@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from bridge.api import alerts, health, hosts, incidents, pause, ratelimit
 from bridge.api.request import BoundedRequest
@@ -24,6 +25,11 @@ class JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(o)
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """<int:...> of ASCII digits only: werkzeug's \\d+ also takes '\uff11' or '\u0661' as 1."""
+    regex = r"[0-9]+"
+
+
 def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | None = None) -> Flask:
     """The app serves requests; `engine` (optional) is woken after every write. Host names
     resolve through `inventory` (the engine's, or one without a cloud)."""
@@ -31,15 +37,16 @@ def create_app(config, store, engine=None, clock=utcnow, inventory: Inventory | 
         inventory = engine.inventory if engine is not None else \
             Inventory(store, None, ttl=config["nova"]["inventory_ttl"], clock=clock)
     app = Flask("bridge")
+    app.url_map.converters["int"] = AsciiIntegerConverter
     app.json = JSONProvider(app)
     app.request_class = BoundedRequest
     app.config["MAX_CONTENT_LENGTH"] = config["server"]["max_body_bytes"] + 1  # see BoundedRequest
     app.extensions["bridge"] = {"config": config, "store": store, "engine": engine, "clock": clock,
                                 "inventory": inventory}
+    app.extensions["bridge"]["webhooks"] = alerts.Webhooks(config, store, engine, clock, app.json.dumps)
     rates = config["server"]["rate_limit"]
     if rates["enabled"]:
-        ratelimit.install(
-            app, rates, webhook_blueprints=[alerts.bp], admin_blueprints=[incidents.bp, hosts.bp, pause.bp])
+        ratelimit.install(app, rates, admin_blueprints=[incidents.bp, hosts.bp, pause.bp])
     for module in (alerts, incidents, hosts, pause, health):
         app.register_blueprint(module.bp)
 

@@ -68,49 +68,44 @@ class MovingWindows:
             del self._times[caller]
 
 
-def _caller() -> str:
+def caller(token: str | None, remote_addr: str | None) -> str:
     """The token's digest (never the token), or the address of a caller without one."""
-    token = bearer()
-    return hashlib.sha256(token.encode()).hexdigest()[:32] if token else f"addr:{request.remote_addr}"
+    return hashlib.sha256(token.encode()).hexdigest()[:32] if token else f"addr:{remote_addr}"
 
 
-def _source() -> str:
-    return (request.view_args or {}).get("source", "")
+def shed(api: str, source: str, over: tuple[limits.RateLimitItem, float], rates: dict) -> tuple[int, str, int]:
+    """A request over its rate: counted and logged; its status, message and Retry-After seconds.
+    `source` is the webhook's source ("" for the admin API)."""
+    item, wait = over
+    retry_after = max(1, math.ceil(wait))
+    if api == "webhook":
+        # an unknown source is the caller's own text: never logged, never a label
+        source = source if source in rates["shed_status"] else "unknown"
+        # Alertmanager drops an alert answered 429: its webhook retries only a 5xx
+        # (notify/util.go, Retrier.Check, and the webhook sets no RetryCodes)
+        status = rates["shed_status"].get(source, 429)
+    else:
+        source, status = "", 429
+    metrics.SHED.labels(api, source).inc()
+    log.warning("shed %s request%s over server.rate_limit (%s): %d, retry after %d s", api,
+                f" from {source}" if source else "", item, status, retry_after)
+    return status, f"rate limit exceeded ({item}); retry after {retry_after} s", retry_after
 
 
-def install(app: Flask, rates: dict, webhook_blueprints, admin_blueprints) -> None:
-    webhooks = {blueprint.name for blueprint in webhook_blueprints}
+def install(app: Flask, rates: dict, admin_blueprints) -> None:
+    """The admin API's limit (the webhook's is part of bridge/api/alerts.Webhooks)."""
     admins = {blueprint.name for blueprint in admin_blueprints}
-    webhook_windows, admin_windows = MovingWindows(rates["webhook"]), MovingWindows(rates["admin"])
+    admin_windows = MovingWindows(rates["admin"])
 
     @app.before_request
     def _limit():
-        if request.blueprint in webhooks:
-            # one count per token and source, across the webhook routes
-            over = webhook_windows.hit(f"{_caller()}:{_source()}")
-            api = "webhook"
-        elif request.blueprint in admins:
-            over = admin_windows.hit(_caller())  # one count per token across the operator API
-            api = "admin"
-        else:
+        if request.blueprint not in admins:
             return None
+        over = admin_windows.hit(caller(bearer(), request.remote_addr))  # one count per token across the operator API
         if over is None:
             return None
-        item, wait = over
-        retry_after = max(1, math.ceil(wait))
-        if api == "webhook":
-            # an unknown source is the caller's own text: never logged, never a label
-            source = _source() if _source() in rates["shed_status"] else "unknown"
-            # Alertmanager drops an alert answered 429: its webhook retries only a 5xx
-            # (notify/util.go, Retrier.Check, and the webhook sets no RetryCodes)
-            status = rates["shed_status"].get(source, 429)
-        else:
-            source, status = "", 429
-        metrics.SHED.labels(api, source).inc()
-        log.warning("shed %s request%s over server.rate_limit (%s): %d, retry after %d s", api,
-                    f" from {source}" if source else "", item, status, retry_after)
-        response = jsonify(error="Service Unavailable" if status == 503 else "Too Many Requests",
-                           message=f"rate limit exceeded ({item}); retry after {retry_after} s")
+        status, message, retry_after = shed("admin", "", over, rates)
+        response = jsonify(error="Too Many Requests", message=message)
         response.status_code = status
         response.headers["Retry-After"] = str(retry_after)
         return response

@@ -13,8 +13,11 @@ class BoundedRequest(flask.Request):
     """
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):
-        data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
         limit = self.max_content_length
-        if limit is not None and len(data) >= limit:
+        try:
+            data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
+        except RequestEntityTooLarge:  # a Content-Length over it: the same message, naming the setting
+            data = None
+        if data is None or (limit is not None and len(data) >= limit):
             raise RequestEntityTooLarge(f"body larger than server.max_body_bytes ({limit - 1})")
         return data.decode(errors="replace") if as_text else data

@@ -247,15 +247,14 @@ class Store(Reads):
 
     def _bind_early_confirmations(self, conn, host: str, incident_id: int, now: datetime) -> None:
         """A confirmation that arrived first (the monitor fenced before alerting) may count."""
-        last_closed = conn.execute(sa.select(sa.type_coerce(sa.func.max(incidents.c.closed_at), UTCDateTime))
-                                   .where(incidents.c.host == host)).scalar()
-        waiting = conn.execute(sa.select(evidence).where(
-            evidence.c.host == host, evidence.c.incident_id.is_(None)).order_by(evidence.c.id)).all()
+        waiting = conn.execute(_WAITING_EVIDENCE, {"host": host}).all()
+        if not waiting:  # the usual case: one query
+            return
+        last_closed = conn.execute(_LAST_CLOSED, {"host": host}).scalar()
         for ev in waiting:
             if not sm.early_confirmation_counts(ev.at, ev.expires_at, now, last_closed):
                 continue
-            bound = conn.execute(evidence.update().where(evidence.c.id == ev.id, evidence.c.incident_id.is_(None))
-                                 .values(incident_id=incident_id))
+            bound = conn.execute(_BIND_WAITING, {"evidence_id": ev.id, "to_incident": incident_id})
             if bound.rowcount == 1:
                 _timeline(conn, incident_id, now, sm.SUSPECTED, sm.SUSPECTED,
                           f"earlier fencing confirmation by {ev.actor} counts", detail={"evidence_id": ev.id})
@@ -534,9 +533,19 @@ _TAKE_SIGNAL = signals.update().where(signals.c.id == sa.bindparam("signal_id"))
 _REPORTS = sa.select(signals.c.id, signals.c.fingerprint, signals.c.status, signals.c.incident_id).where(
     signals.c.source == sa.bindparam("source"),
     signals.c.fingerprint.in_(sa.bindparam("fingerprints", expanding=True)))
-_OPEN_INCIDENTS = sa.select(incidents).where(incidents.c.host.in_(sa.bindparam("hosts", expanding=True)),
+# what intake needs of an incident (_Tracked.of): the other columns' conversions cost per row
+_TRACKED = (incidents.c.id, incidents.c.host, incidents.c.state, incidents.c.closed_at, incidents.c.proof_id,
+            incidents.c.signal_counts)
+_OPEN_INCIDENTS = sa.select(*_TRACKED).where(incidents.c.host.in_(sa.bindparam("hosts", expanding=True)),
                                              incidents.c.closed_at.is_(None))
-_INCIDENT = sa.select(incidents).where(incidents.c.id == sa.bindparam("incident_id"))
+_INCIDENT = sa.select(*_TRACKED).where(incidents.c.id == sa.bindparam("incident_id"))
+_OPEN = incidents.insert().values(state=sm.SUSPECTED, epoch=0, nudges=0)
+_WAITING_EVIDENCE = sa.select(evidence).where(evidence.c.host == sa.bindparam("host"),
+                                              evidence.c.incident_id.is_(None)).order_by(evidence.c.id)
+_LAST_CLOSED = sa.select(sa.type_coerce(sa.func.max(incidents.c.closed_at), UTCDateTime)).where(
+    incidents.c.host == sa.bindparam("host"))
+_BIND_WAITING = evidence.update().where(evidence.c.id == sa.bindparam("evidence_id"),
+                                        evidence.c.incident_id.is_(None)).values(incident_id=sa.bindparam("to_incident"))
 _SET_COUNTS = incidents.update().where(incidents.c.id == sa.bindparam("incident_id")).values(
     signal_counts=sa.bindparam("counts", type_=incidents.c.signal_counts.type))
 _SET_COUNTS_AND_NUDGE = _SET_COUNTS.values(due_at=sa.bindparam("due", type_=UTCDateTime),
@@ -659,9 +668,8 @@ class _IntakeBatch:
 
     def _open(self, host: str, signal_id: int, cause: str) -> _Tracked:
         now, conn = self.now, self.conn
-        incident_id = conn.execute(incidents.insert().values(
-            host=host, state=sm.SUSPECTED, dry_run=self.dry_run, opened_at=now, updated_at=now,
-            due_at=now, epoch=0, nudges=0)).inserted_primary_key[0]
+        incident_id = conn.execute(_OPEN, {"host": host, "dry_run": self.dry_run, "opened_at": now,
+                                           "updated_at": now, "due_at": now}).inserted_primary_key[0]
         _timeline(conn, incident_id, now, None, sm.SUSPECTED, cause,
                   detail={"signal_id": signal_id, "dry_run": self.dry_run})
         self.store._bind_early_confirmations(conn, host, incident_id, now)

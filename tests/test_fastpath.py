@@ -1,0 +1,197 @@
+"""The webhook fast path: which requests take it, and that its answers are the general path's."""
+
+import json
+import re
+import socket
+from collections import deque
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.workers.gthread import TConn
+
+from bridge.api.alerts import Answer
+from bridge.fastpath import plain_request
+from bridge.framing import COMPLETE, RequestFraming
+from bridge.worker import BufferingThreadWorker
+from tests.conftest import sample_json
+from tests.harness.bridge_process import WEBHOOK_TOKEN
+from tests.harness.procs import wait_until
+
+CFG = SimpleNamespace(limit_request_line=4094, limit_request_fields=100, limit_request_field_size=8190)
+BODY = b'{"version": "4", "alerts": []}'
+
+
+def request(head: str = "POST /v1/alerts/alertmanager HTTP/1.1", fields: tuple = (), body: bytes = BODY,
+            length: bool = True) -> bytes:
+    lines = [head, "Host: bridge", f"Authorization: Bearer {WEBHOOK_TOKEN}", *fields]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chunked(head: str = "POST /v1/alerts/alertmanager HTTP/1.1", fields: tuple = (), body: bytes = BODY) -> bytes:
+    return request(head, (*fields, "Transfer-Encoding: chunked"), b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+                   length=False)
+
+
+def framed(data: bytes) -> RequestFraming:
+    framing = RequestFraming(100_000, 1_000_000)
+    assert framing.feed(data) == COMPLETE
+    return framing
+
+
+def test_a_plain_webhook_takes_it():
+    plain = plain_request(framed(request(head="POST /v1/alerts/zabbix?a=1 HTTP/1.1", fields=("Connection: close",))),
+                          CFG)
+    assert (plain.path, plain.query, plain.source, plain.body, plain.close) == (
+        "/v1/alerts/zabbix", "a=1", "zabbix", BODY, True)
+    assert plain.header("AUTHORIZATION") == f"Bearer {WEBHOOK_TOKEN}"
+
+
+@pytest.mark.parametrize("data", [
+    chunked(),
+    request() + b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n",  # pipelined
+    request(head="POST /v1/alerts/alertmanager HTTP/1.0"),
+    request(head="post /v1/alerts/alertmanager HTTP/1.1"),
+    request(head="PUT /v1/alerts/alertmanager HTTP/1.1"),
+    request(head="POST /v1/alerts/alert%6Danager HTTP/1.1"),
+    request(head="POST /v1/alerts/alertmanager/ HTTP/1.1"),
+    request(head="POST /v1/alerts/unknown HTTP/1.1"),
+    request(head="POST /v1/alerts/alertmanager?a b HTTP/1.1"),
+    request(fields=("Expect: 100-continue",)),
+    request(fields=("Upgrade: h2c",)),
+    request(fields=("Authorization: Bearer other",)),  # a field twice
+    request(fields=("X_Under: 1",)),  # gunicorn drops it from the environ
+    request(fields=("X-Folded: a", " b")),  # obsolete line folding
+    request(fields=("X-Latin: caf\xe9",)),
+    request(fields=("X-Space : a",)),
+    request(fields=("X-Control: a\x01b",)),
+    request(fields=("X-Long: " + "a" * 8200,)),
+    (b"POST /v1/alerts/alertmanager HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"),  # no Host
+], ids=lambda data: repr(data[:60]) if len(data) < 400 else "long field")
+def test_anything_else_goes_the_general_way(data):
+    assert plain_request(framed(data), CFG) is None
+
+
+class Webhooks:
+    """Records what the worker asks; answers 202."""
+
+    def __init__(self):
+        self.asked = []
+
+    def answer(self, source, authorization, remote_addr, read_body):
+        self.asked.append((source, authorization, remote_addr, read_body()))
+        return Answer(202, b'{"accepted":0}\n', {"X-Seen": "1"})
+
+
+class App:
+    """The WSGI app: a plain webhook never reaches it."""
+
+    def __init__(self):
+        self.extensions = {"bridge": {"webhooks": Webhooks()}}
+
+    def __call__(self, environ, start_response):
+        raise AssertionError("the WSGI app was called")
+
+
+def test_the_worker_answers_a_plain_webhook_without_the_wsgi_app():
+    worker = BufferingThreadWorker.__new__(BufferingThreadWorker)
+    worker.cfg, worker.wsgi, worker.log = Config(), App(), SimpleNamespace(access_log_enabled=False)
+    worker.nr, worker.max_requests, worker.alive = 0, 1000, True
+    worker.keepalived_conns, worker.max_keepalived = deque(), 10
+    server, client = socket.socketpair()
+    conn = TConn(worker.cfg, server, ("127.0.0.1", 5000), None)
+    conn.framing, conn.buffered = framed(request()), True
+    assert worker.handle(conn) is True  # kept alive
+    assert worker.wsgi.extensions["bridge"]["webhooks"].asked == [
+        ("alertmanager", f"Bearer {WEBHOOK_TOKEN}", "127.0.0.1", BODY)]
+    client.settimeout(5)
+    head, _, body = client.recv(65536).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 202 ACCEPTED" and b"X-Seen: 1" in head and body == b'{"accepted":0}\n'
+    assert worker.nr == 1 and conn.buffered is False
+    server.close(), client.close()
+
+
+# ---- served: the fast path's answers are the general path's, byte for byte ---------------
+
+def answer(sock: socket.socket, data: bytes) -> tuple[bytes, bytes]:
+    """Status line and fields (Date blanked), and body, of the answer to one request."""
+    sock.sendall(data)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return re.sub(rb"Date: [^\r]+", b"Date: -", head), body
+
+
+def exchange(port: int, data: bytes) -> tuple[bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        return answer(sock, data)
+
+
+def alerts(fingerprint: str, **change) -> bytes:
+    body = sample_json("webhook_firing_api_v2.json")
+    body["alerts"] = body["alerts"][:1]
+    body["alerts"][0].update(fingerprint=fingerprint, **change)
+    return json.dumps(body).encode()
+
+
+def without_token(data: bytes, field: bytes = b"") -> bytes:
+    return data.replace(f"Authorization: Bearer {WEBHOOK_TOKEN}\r\n".encode(), field)
+
+
+@pytest.mark.process
+def test_served_answers_are_the_same_on_either_path(bridge_process):
+    bridge = bridge_process(server={"rate_limit": {"enabled": True, "webhook": "10/minute", "admin": "50/second"}},
+                            workers=1)
+    cases = [  # (fields, body, stored first): each sent plain (fast) and chunked (general)
+        ((), alerts("a1"), True),  # 202, a duplicate on both paths
+        ((), alerts("a2", startsAt="2024-13-45T99:99:99Z"), False),  # 400
+        ((), b"[" * 100 + b"]" * 100, False),  # 400
+        (("Connection: close",), alerts("a3"), True),  # 202, then closed
+    ]
+    for fields, body, stored_first in cases:
+        if stored_first:
+            assert exchange(bridge.port, chunked(fields=fields, body=body))[0].startswith(b"HTTP/1.1 202")
+        fast, general = (exchange(bridge.port, request(fields=fields, body=body)),
+                         exchange(bridge.port, chunked(fields=fields, body=body)))
+        assert fast == general, (fields, body[:80])
+    # no token, a wrong one: the same answer, WWW-Authenticate included
+    for field in (b"", b"Authorization: Bearer wrong\r\n"):
+        fast, general = (exchange(bridge.port, without_token(request(body=alerts("a4")), field)),
+                         exchange(bridge.port, without_token(chunked(body=alerts("a4")), field)))
+        assert fast == general and fast[0].startswith(b"HTTP/1.1 401") and b"WWW-Authenticate: Bearer" in fast[0]
+    # the 11th with the token: shed alike (Alertmanager's shed status is 503), with Retry-After
+    fast, general = (exchange(bridge.port, request(body=alerts("a5"))),
+                     exchange(bridge.port, chunked(body=alerts("a5"))))
+    assert fast == general and fast[0].startswith(b"HTTP/1.1 503 SERVICE UNAVAILABLE") and b"Retry-After:" in fast[0]
+    # each has its access log line, the same on either path
+    log = wait_until("the access log", lambda: (t := bridge.log_path.read_text()).count('" 503 ') == 2 and t)
+    shed = [line.split("] ", 1)[1] for line in log.splitlines() if '" 503 ' in line]
+    assert shed[0] == shed[1] and shed[0].startswith('"POST /v1/alerts/alertmanager HTTP/1.1" 503 ')
+
+
+@pytest.mark.process
+def test_a_kept_alive_connection_serves_fast_and_general_requests_in_turn(bridge_process):
+    bridge = bridge_process(workers=1)
+    with socket.create_connection(("127.0.0.1", bridge.port), timeout=30) as sock:
+        for data, status in [(request(body=alerts("k1")), b"202"), (chunked(body=alerts("k2")), b"202"),
+                             (request(body=alerts("k3")), b"202"), (b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n", b"200"),
+                             (request(body=alerts("k4")), b"202")]:
+            head, _ = answer(sock, data)
+            assert head.startswith(b"HTTP/1.1 " + status) and b"Connection: keep-alive" in head, head
+    fingerprints = {s["fingerprint"] for s in bridge.request("GET", "/v1/signals").json()["signals"]}
+    assert fingerprints == {"k1", "k2", "k3", "k4"}
+
+
+@pytest.mark.process
+def test_without_the_access_log_neither_path_writes_a_request_line(bridge_process):
+    bridge = bridge_process(logging={"access": False}, workers=1)
+    assert exchange(bridge.port, request(body=alerts("q1")))[0].startswith(b"HTTP/1.1 202")
+    assert exchange(bridge.port, chunked(body=alerts("q2")))[0].startswith(b"HTTP/1.1 202")
+    wait_until("the engine to take both in", lambda: "took in" in bridge.log_path.read_text())
+    assert '"POST /v1/alerts/alertmanager' not in bridge.log_path.read_text()
