@@ -14,7 +14,7 @@ from typing import Mapping
 
 from bridge import gates, servers as sv
 from bridge.effects import (Disable, Effect, Evidence, FenceCheck, FenceRequest, ForceDown, IssueServerRequests,
-                            ListServers, Outcome, PollServers, ReturnHost)
+                            ListServers, Outcome, PollServers, ReleaseServers, ReturnHost)
 
 SUSPECTED = "suspected"
 FENCING = "fencing"
@@ -28,6 +28,7 @@ RETURNING = "returning"  # an operator returns the host to service
 HELD = "held"
 FAILED = "failed"
 CLOSED = "closed"
+CLOSING = "closing"  # a person closed it: the bridge unlocks the servers it locked, then it is closed
 
 # The whole lifecycle: state -> the states decide() may move it to. README draws it.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -37,13 +38,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FENCED: frozenset({FORCED_DOWN, HELD, CLOSED}),
     FORCED_DOWN: frozenset({NOVA_DOWN, HELD, CLOSED}),
     NOVA_DOWN: frozenset({SERVERS, OUT_OF_SERVICE, HELD, CLOSED}),
-    SERVERS: frozenset({OUT_OF_SERVICE, HELD, CLOSED}),
+    SERVERS: frozenset({OUT_OF_SERVICE, HELD, CLOSED, CLOSING}),
     # the host stays out until a person returns it (or closes the incident)
-    OUT_OF_SERVICE: frozenset({RETURNING, CLOSED}),
-    RETURNING: frozenset({CLOSED, HELD}),
+    OUT_OF_SERVICE: frozenset({RETURNING, CLOSED, CLOSING}),
+    RETURNING: frozenset({CLOSED, CLOSING, HELD}),
     # a person's retry resumes where it stopped (a fencing wait starts again)
-    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED}),
-    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED}),
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED, CLOSING}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED, CLOSING}),
+    CLOSING: frozenset({CLOSED, HELD}),
     CANCELLED: frozenset(),
     CLOSED: frozenset(),
 }
@@ -211,6 +213,12 @@ def decide(facts: Facts) -> Decision:
         return Decision(None, "host down: fencing requested", effect=_fence(FenceRequest, facts, 0, 0))
     if state == FENCING:
         return _fencing(facts)
+    if state == CLOSING:  # a person's close: no gate holds it
+        release = sv.to_release(facts.servers)
+        if release:
+            return Decision(None, f"unlock the servers the bridge locked: {len(release)} to check",
+                            effect=ReleaseServers(inc.host, release))
+        return Decision(CLOSED, "closed: no server left locked by the bridge")
     closed = gates.first_closed(facts)
     if closed is not None:
         return _hold(facts, closed.reason, gate=closed.gate)
@@ -280,6 +288,13 @@ def _after(facts: Facts, outcome: Outcome) -> Decision:
         return _after_servers(facts, outcome)
     if isinstance(effect, ReturnHost):
         return _after_return(facts, outcome)
+    if isinstance(effect, ReleaseServers):
+        left = sv.to_release(sv.merge(facts.servers, outcome.servers))
+        if left:
+            return _hold(facts, f"closing: {len(left)} server(s) the bridge locked could not be unlocked; "
+                                "close again to retry", servers=list(left))
+        return Decision(CLOSED, "closed: the servers the bridge locked are unlocked" +
+                        (" (dry-run: Nova not called)" if outcome.dry_run else ""))
     to_state, cause = _DONE[type(effect)]  # decide() checked it is this step's effect, gates passed
     if outcome.dry_run and effect.mutates:
         cause += " (dry-run: Nova not called)" if effect.touches_nova else " (dry-run)"
@@ -405,8 +420,10 @@ def _operator(facts: Facts) -> Decision:
     if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
         return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
     if action.kind == CLOSE:
-        if inc.state in TERMINAL:
+        if inc.state in TERMINAL or inc.state == CLOSING:
             return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        if CLOSING in TRANSITIONS[inc.state] and sv.to_release(facts.servers):
+            return Decision(CLOSING, said, due_at=facts.now)
         return Decision(CLOSED, said)
     if action.kind == CANCEL:
         if inc.state in TERMINAL or inc.proof_id is not None or CANCELLED not in TRANSITIONS[inc.state]:

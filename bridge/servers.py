@@ -285,6 +285,15 @@ def in_flight(rows: Iterable[ServerAction]) -> tuple[str, ...]:
     return tuple(r.server_id for r in rows if r.status == REQUESTED)
 
 
+def to_release(rows: Iterable[ServerAction]) -> tuple[str, ...]:
+    """When a person closes the incident: the servers whose lock may be the bridge's. The rows it
+    locked, and the evacuations not finished (a lock taken just before a crash is on no row);
+    each is read first and unlocked only if its lock reason is the bridge's. A row once checked
+    (detail "released") is not asked again; one whose check failed (Nova's error) is."""
+    return tuple(r.server_id for r in rows if "released" not in r.detail and not r.user_locked and (
+        r.locked_by_bridge or (r.action == EVACUATE and r.status in (PENDING, REQUESTED))))
+
+
 def summary(rows: Iterable[ServerAction]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in rows:

@@ -146,6 +146,23 @@ class ServerWork:
 
         return self._each(one, rows)
 
+    # ---- the incident closed by a person ------------------------------------------------------
+
+    def release(self, rows: list[ServerAction], reason: str) -> list[ServerAction]:
+        """Unlock each server whose lock is the bridge's (its reason); never another's lock. A row
+        Nova could not answer for keeps no "released" mark: it is asked again."""
+        def one(row: ServerAction) -> ServerAction:
+            try:
+                server = self.nova.server(row.server_id)
+                if server is not None and server.locked and server.locked_reason == reason:
+                    row = replace(self._call(row, "unlock", {"unlock": None}), locked_by_bridge=False)
+                    return replace(row, detail={**row.detail, "released": "unlocked"})
+                return replace(row, locked_by_bridge=False, detail={**row.detail, "released": "not ours"})
+            except NovaError as exc:
+                return replace(row, detail={**row.detail, "release_error": str(exc)[:500]})
+
+        return self._each(one, rows)
+
     def _unlock(self, row: ServerAction) -> ServerAction:
         """Unlock what the bridge locked (never a user's lock); a row still requested is done."""
         row = replace(self._call(row, "unlock", {"unlock": None}), locked_by_bridge=False)

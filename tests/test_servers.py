@@ -167,6 +167,54 @@ def test_evacuate_locks_moves_restops_and_unlocks_only_what_the_bridge_locked(ma
     assert [r["name"] for r in shown] == ["db", "broken", "mine", "plain", "web"]  # plan order: priority, name
 
 
+def test_closing_mid_evacuation_unlocks_only_what_the_bridge_locked(make_bridge, fake_nova):
+    c = fake_nova.compute
+    c.add("web", HOST, metadata=HA)
+    c.add("mine", HOST, metadata=HA, locked=True, locked_reason="user: maintenance")
+    c.add("early", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova)
+    inc = fenced(bridge)
+    assert inc["state"] == sm.SERVERS and c.servers["web"]["locked"] and c.servers["early"]["locked"]
+    # a lock taken just before a crash: Nova holds it, the row does not know it
+    with bridge.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE server_actions SET locked_by_bridge = false WHERE server_id = 'early'")
+
+    closed = bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "handled by hand"})
+    assert closed.status_code == 200 and closed.json["state"] == sm.CLOSING
+    run(bridge)
+    inc = bridge.only_incident()
+    assert inc["state"] == sm.CLOSED
+    assert not c.servers["web"]["locked"] and not c.servers["early"]["locked"]
+    assert c.servers["mine"]["locked"] and c.servers["mine"]["locked_reason"] == "user: maintenance"
+    assert ("unlock", "mine") not in c.actions
+    assert "servers: unlocked 2 the bridge had locked" in [t["cause"] for t in inc["timeline"]]
+    assert not [a for a in c.actions if a[0] == "evacuate" and c.actions.count(a) > 1]
+
+
+def test_a_close_nova_cannot_answer_for_is_held_and_closing_again_retries(make_bridge, fake_nova):
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova)
+    inc = fenced(bridge)
+    fake_nova.fail_next("unlock", NovaError("nova unlock server web failed: 503", []))
+    bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"})
+    run(bridge)
+    inc = bridge.only_incident()
+    assert inc["state"] == sm.HELD and "could not be unlocked" in inc["last_error"]
+    assert fake_nova.compute.servers["web"]["locked"]
+    assert bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"}).json["state"] == sm.CLOSING
+    run(bridge)
+    assert bridge.only_incident()["state"] == sm.CLOSED and not fake_nova.compute.servers["web"]["locked"]
+
+
+def test_closing_without_servers_the_bridge_may_hold_closes_at_once(make_bridge, fake_nova):
+    fake_nova.compute.add("plain", HOST)
+    bridge = bridge_with(make_bridge, fake_nova)
+    inc = fenced(bridge)
+    assert inc["state"] == sm.OUT_OF_SERVICE
+    closed = bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"})
+    assert closed.json["state"] == sm.CLOSED
+
+
 def test_a_failed_evacuation_is_retried_then_reported_with_novas_error_and_unlocked(make_bridge, fake_nova):
     fake_nova.compute.add("web", HOST, metadata=HA)
     bridge = bridge_with(make_bridge, fake_nova, attempts=2)

@@ -16,7 +16,7 @@ from bridge.store.tables import server_actions
 
 _FIELDS = tuple(f.name for f in fields(ServerAction))
 # the states whose decisions read the rows (and the holds that may resume into them)
-READ_IN = frozenset({sm.SERVERS, sm.OUT_OF_SERVICE, sm.RETURNING, sm.HELD, sm.FAILED})
+READ_IN = frozenset({sm.SERVERS, sm.OUT_OF_SERVICE, sm.RETURNING, sm.HELD, sm.FAILED, sm.CLOSING})
 
 
 def save(conn, incident_id: int, rows: Iterable[ServerAction], now: datetime) -> None:
