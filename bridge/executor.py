@@ -158,7 +158,7 @@ class Executor:
                 raise
             # Nova keeps a host forced down while its evacuations are not cleaned up (compute restart);
             # said once on the timeline, at the first refusal of this wait
-            ret, deadline = facts.policy.servers.returning, facts.incident.fence_deadline
+            ret, deadline = facts.policy.servers.returning, facts.incident.return_deadline
             first = deadline is None or facts.now < deadline - timedelta(seconds=ret.wait - ret.poll_interval)
             note = (f"Nova refuses to undo force-down until nova-compute on {effect.host} restarts: {exc}; "
                     f"asking again every {ret.poll_interval:g}s") if first else None

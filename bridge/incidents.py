@@ -75,13 +75,14 @@ class Incident:
     host: str
     state: str
     dry_run: bool
-    fence_deadline: datetime | None = None  # the current wait's end: fencing proof, or a return to service
+    fence_deadline: datetime | None = None  # the current fencing attempt's end
     resume_state: str | None = None
     proof_id: int | None = None
     # which of the host's fencing methods is being tried, and its attempt (from 0); in
     # FENCING, fence_deadline None means this attempt's power-off is not yet requested
     fence_method: int = 0
     fence_attempt: int = 0
+    return_deadline: datetime | None = None  # RETURNING: when to stop waiting for Nova to take the host back
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class Decision:
     due_at: datetime | None = None  # when to look again; None waits for an event
     fence_deadline: datetime | None = None
     fence_step: tuple[int, int] | None = None  # (method, attempt) set with fence_deadline, even to None
+    return_deadline: datetime | None = None  # a new wait for Nova to take the host back
     resume_state: str | None = None  # where a retry resumes (set on hold)
     last_error: str | None = None
     proof: Evidence | None = None  # becomes the incident's proof with this transition
@@ -409,7 +411,7 @@ def _after_return(facts: Facts, outcome: Outcome) -> Decision:
     if service == "forced_down_undone":
         return Decision(None, "force-down undone: waiting for the service to report up", due_at=now)
     why = outcome.detail.get("waiting", service or "no answer")
-    if inc.fence_deadline is not None and now >= inc.fence_deadline:
+    if inc.return_deadline is not None and now >= inc.return_deadline:
         return _hold(facts, RETURN_HELD.format(wait=ret.wait, why=why))
     return Decision(None, f"returning: {why}", due_at=now + timedelta(seconds=ret.poll_interval))
 
@@ -445,7 +447,7 @@ def _operator(facts: Facts) -> Decision:
             why = f"{len(busy)} server(s) from {inc.host} still in flight" if busy else f"it is {inc.state}"
             return Decision(None, said, refused=f"incident {inc.id}: cannot return {inc.host} to service, "
                                                 f"{why}; only an out_of_service host can be returned")
-        return Decision(RETURNING, said, due_at=facts.now, fence_deadline=_return_deadline(facts))
+        return Decision(RETURNING, said, due_at=facts.now, return_deadline=_return_deadline(facts))
     if action.kind in (RETRY, APPROVE):
         if inc.state not in WAITING_FOR_PERSON:
             return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
@@ -454,7 +456,7 @@ def _operator(facts: Facts) -> Decision:
         if resume not in TRANSITIONS[inc.state]:  # nothing sensible recorded: start again, fencing first
             resume = SUSPECTED
         if resume == RETURNING:  # a fresh wait for Nova to take the host back
-            return Decision(resume, said, due_at=facts.now, fence_deadline=_return_deadline(facts))
+            return Decision(resume, said, due_at=facts.now, return_deadline=_return_deadline(facts))
         return Decision(resume, said, due_at=facts.now)
     return Decision(None, said, refused=f"unknown action {action.kind!r}")
 
