@@ -57,6 +57,7 @@ class Disable(Effect):
 class ListServers(Effect):
     """Nova: list the host's servers once (paged) and plan each one's action by policy (a read)."""
 
+    rules: tuple[str, ...] = ()  # the rules that mapped the incident's alerts (servers.groups by rule)
     mutates: ClassVar[bool] = False
     touches_nova: ClassVar[bool] = True
 

@@ -102,7 +102,7 @@ class Executor:
     def _list_servers(self, effect: ListServers, facts: Facts, dry_run: bool) -> Outcome:
         if self.server_work is None:
             return Outcome(effect, "dry-run: no cloud, servers not listed", dry_run=True)
-        rows = self.server_work.plan(effect.host, facts.policy.servers, facts.now)
+        rows = self.server_work.plan(effect.host, facts.policy.servers, facts.now, effect.rules)
         counts = sv.summary(rows)
         note = f"servers on {effect.host}: {len(rows)} listed; " + (
             ", ".join(f"{n} {k}" for k, n in counts.items()) or "none")

@@ -146,6 +146,8 @@ class Facts:
     fleet: gates.Fleet = gates.Fleet()
     host: gates.HostView = gates.HostView()
     approvals: frozenset[str] = frozenset()
+    # the rules that mapped this incident's alerts; read when its servers are listed (nova_down)
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ def decide(facts: Facts) -> Decision:
         reason = disabled_reason(facts.policy.reason_prefix, inc, facts.proof)
         return Decision(None, "disable the nova-compute service", effect=Disable(inc.host, reason=reason))
     if state == NOVA_DOWN:
-        return Decision(None, "list the host's servers", effect=ListServers(inc.host))
+        return Decision(None, "list the host's servers", effect=ListServers(inc.host, rules=facts.rules))
     if state == SERVERS:
         return _servers(facts, facts.servers)
     if state == RETURNING:

@@ -46,9 +46,12 @@ class Group:
     zone: str | None = None
     hosts: str | None = None  # a regular expression, anchored, over the host name
     target_hosts: tuple[str, ...] | None = None
+    rule: str | None = None  # the name of a rule that mapped one of the incident's alerts
 
-    def matches(self, host: str, zone: str | None, aggregates: Iterable[str]) -> bool:
+    def matches(self, host: str, zone: str | None, aggregates: Iterable[str], rules: Iterable[str] = ()) -> bool:
         if self.aggregate is not None and self.aggregate not in aggregates:
+            return False
+        if self.rule is not None and self.rule not in rules:
             return False
         if self.zone is not None and self.zone != zone:
             return False
@@ -99,7 +102,7 @@ class ServersPolicy:
         opt = cfg.get("opt_in", {})
         ret = cfg.get("return", {})
         groups = tuple(Group(g["policy"], g.get("aggregate"), g.get("zone"), g.get("hosts"),
-                             tuple(g["target_hosts"]) if "target_hosts" in g else None)
+                             tuple(g["target_hosts"]) if "target_hosts" in g else None, g.get("rule"))
                        for g in cfg.get("groups", ()))
         simple = {k: cfg[k] for k in ("policy", "policy_key", "priority_key", "others", "task_in_flight",
                                       "concurrency", "max_in_flight", "attempts", "poll_interval",
@@ -162,6 +165,7 @@ class HostFacts:
     host: str
     zone: str | None = None
     aggregates: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()  # the rules that mapped the incident's alerts
 
 
 def lock_reason(prefix: str, incident_id: int, host: str) -> str:
@@ -171,7 +175,7 @@ def lock_reason(prefix: str, incident_id: int, host: str) -> str:
 def host_policy(policy: ServersPolicy, facts: HostFacts) -> tuple[str, tuple[str, ...]]:
     """The host's policy and target hosts: its first matching group, else the global ones."""
     for group in policy.groups:
-        if group.matches(facts.host, facts.zone, facts.aggregates):
+        if group.matches(facts.host, facts.zone, facts.aggregates, facts.rules):
             targets = policy.target_hosts if group.target_hosts is None else group.target_hosts
             return group.policy, targets
     return policy.policy, policy.target_hosts

@@ -38,10 +38,10 @@ class ServerWork:
 
     # ---- list ------------------------------------------------------------------------------
 
-    def plan(self, host: str, policy: ServersPolicy, now: datetime) -> list[ServerAction]:
+    def plan(self, host: str, policy: ServersPolicy, now: datetime, rules: tuple[str, ...] = ()) -> list[ServerAction]:
         facts = self.pool.submit(self.nova.host_facts, host)  # both reads at once
         found = self.nova.servers(policy.page_size, compute_host=host)
-        facts = facts.result()
+        facts = replace(facts.result(), rules=rules)
         images: dict[str, dict] = {}
         if policy.opt_in.image_properties:
             for image_id in {s.image_id for s in found if s.image_id}:

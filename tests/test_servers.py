@@ -64,6 +64,19 @@ def test_groups_then_server_metadata_override_the_global_policy():
     assert in_az9["a"].action == sv.ERROR
 
 
+def test_a_group_by_rule_matches_when_that_rule_mapped_one_of_the_incidents_alerts():
+    policy = ServersPolicy(policy=sv.NONE, groups=(sv.Group(sv.ERROR, rule="nagios-host-down"),
+                                                   sv.Group(sv.EVACUATE, rule="compute-host-down", zone="az9")),
+                           opt_in=sv.OptIn(all=True))
+
+    def action(**facts):
+        return sv.plan(policy, HostFacts(HOST, **facts), [found("a")], NOW)[0].action
+    assert action(rules=("compute-host-down", "nagios-host-down")) == sv.ERROR
+    assert action(zone="az9", rules=("compute-host-down",)) == sv.EVACUATE
+    assert action(zone="nova", rules=("compute-host-down",)) == sv.NONE  # every key given must match
+    assert action() == sv.NONE
+
+
 def test_opt_in_by_flavor_extra_specs_image_properties_or_aggregate():
     opt = sv.OptIn(metadata={}, flavor_extra_specs={"ha:enabled": "true"}, image_properties={"ha": "yes"},
                    aggregates=("ha-hosts",))
@@ -213,6 +226,15 @@ def test_closing_without_servers_the_bridge_may_hold_closes_at_once(make_bridge,
     assert inc["state"] == sm.OUT_OF_SERVICE
     closed = bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"})
     assert closed.json["state"] == sm.CLOSED
+
+
+def test_the_rule_that_mapped_the_alert_picks_the_servers_group(make_bridge, fake_nova):
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    groups = [{"rule": "some-other-rule", "policy": "evacuate"}, {"rule": "compute-host-down", "policy": "error"}]
+    bridge = bridge_with(make_bridge, fake_nova, policy="none", groups=groups)
+    inc = fenced(bridge)
+    assert inc["state"] == sm.OUT_OF_SERVICE
+    assert rows_of(inc)["web"]["action"] == sv.ERROR and fake_nova.compute.servers["web"]["vm_state"] == "error"
 
 
 def test_a_failed_evacuation_is_retried_then_reported_with_novas_error_and_unlocked(make_bridge, fake_nova):
