@@ -196,9 +196,17 @@ class Nova:
         """Every server the query names, across projects, read in pages of `page_size`. Query by
         openstacksdk's names (compute_host=, changes_since=): a name it does not map, such as host=,
         it filters on the client side against an attribute it does not have."""
-        found, _ = self._retrying(f"list servers {query}", lambda: [
-            found_server(s) for s in self.conn.compute.servers(details=True, all_projects=True, limit=page_size,
-                                                               **query)])
+        def pages() -> list:
+            out, marker = [], {}
+            while True:  # a short page is the last: openstacksdk would ask for one more, always empty
+                page = list(self.conn.compute.servers(details=True, all_projects=True, limit=page_size,
+                                                      paginated=False, **marker, **query))
+                out += [found_server(s) for s in page]
+                if len(page) < page_size:
+                    return out
+                marker = {"marker": page[-1].id}
+
+        found, _ = self._retrying(f"list servers {query}", pages)
         return found
 
     def server(self, server_id: str):

@@ -382,3 +382,27 @@ def test_threads_share_one_keystone_session_so_one_token(tmp_path, monkeypatch):
         t.join()
     assert len({id(c) for c in seen}) == 3  # a connection (its proxies) per thread
     assert len({id(c.session) for c in seen}) == 1  # one keystoneauth session: its token, fetched once
+
+
+def test_the_listing_pages_by_marker_and_stops_at_a_short_page():
+    from types import SimpleNamespace
+
+    from bridge.nova import Nova
+
+    def server(i):
+        return SimpleNamespace(id=f"s{i}", name=f"s{i}", flavor={}, image=None, fault=None, vm_state="active",
+                               task_state=None, compute_host=HOST, is_locked=False, locked_reason=None,
+                               host_status="DOWN", metadata={})
+    everything = [server(i) for i in range(5)]
+    asked = []
+
+    def servers(limit, marker=None, **query):
+        asked.append(marker)
+        start = 0 if marker is None else int(marker[1:]) + 1
+        return iter(everything[start:start + limit])
+    conn = SimpleNamespace(compute=SimpleNamespace(servers=servers))
+    nova = Nova("c", timeout=1, attempts=1, backoff_max=1, connect=lambda **_: conn)
+    assert [s.id for s in nova.servers(2, compute_host=HOST)] == [s.id for s in everything]
+    assert asked == [None, "s1", "s3"]  # pages of 2, 2, 1: the short one is the last
+    asked.clear()
+    assert len(nova.servers(5, compute_host=HOST)) == 5 and asked == [None, "s4"]  # a full page: one more
