@@ -326,6 +326,18 @@ def tries(row: ServerAction) -> int:
     return row.attempts + row.detail.get("refusals", 0)
 
 
+# an evacuation Nova is still carrying out (conductor, scheduler, the target's nova-compute)
+UNDERWAY = frozenset({"accepted", "pre-migrating", "migrating", "running"})
+
+
+def underway(row: ServerAction, migrations: list[Mapping[str, Any]], now: datetime, policy: ServersPolicy) -> bool:
+    """The row's latest evacuation is still being carried out, and not yet late: nothing to read."""
+    if not migrations or migrations[-1].get("status") not in UNDERWAY:
+        return False
+    requested_at = row.detail.get("requested_at")
+    return not (requested_at and (now - datetime.fromisoformat(requested_at)).total_seconds() > policy.settle_timeout)
+
+
 def issued_already(row: ServerAction, migrations: list[Mapping[str, Any]]) -> bool:
     """Nova holds more evacuations of this server (since it was listed) than the row knows of:
     one was issued before a crash. Never issue another on top of it."""

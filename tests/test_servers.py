@@ -406,3 +406,37 @@ def test_the_listing_pages_by_marker_and_stops_at_a_short_page():
     assert asked == [None, "s1", "s3"]  # pages of 2, 2, 1: the short one is the last
     asked.clear()
     assert len(nova.servers(5, compute_host=HOST)) == 5 and asked == [None, "s4"]  # a full page: one more
+
+
+def test_the_first_batch_goes_on_the_listing_it_follows_later_batches_read_nova_again(make_bridge, fake_nova):
+    for i in range(6):
+        fake_nova.compute.add(f"s{i}", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova, concurrency=1, policy="error")  # batches of 4
+    inc = fenced(bridge)
+    assert inc["state"] == sm.OUT_OF_SERVICE and all(r["status"] == sv.DONE for r in inc["servers"])
+    assert fake_nova.reads.count(("servers", HOST)) == 2  # the plan's listing, then the second batch's own
+
+
+def test_a_stale_listing_is_read_again_before_the_first_batch(make_bridge, fake_nova, monkeypatch):
+    from bridge import servers_run
+
+    fake_nova.compute.add("s0", HOST, metadata=HA)
+    monkeypatch.setattr(servers_run, "FRESH_LISTING", -1.0)
+    fenced(bridge_with(make_bridge, fake_nova, policy="error"))
+    assert fake_nova.reads.count(("servers", HOST)) == 2
+
+
+def test_a_read_back_reads_no_server_whose_evacuation_is_underway_until_it_is_late(make_bridge, fake_nova):
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova, settle_timeout=60)
+    fenced(bridge)
+    fake_nova.reads.clear()
+    bridge.clock.advance(2)
+    run(bridge)  # the migration is still accepted: read-backs list migrations only
+    assert fake_nova.reads == [] and rows_of(bridge.only_incident())["web"]["status"] == sv.REQUESTED
+    bridge.clock.advance(61)
+    run(bridge)
+    row = rows_of(bridge.only_incident())["web"]
+    assert ("server", "web") in fake_nova.reads
+    assert row["status"] == sv.FAILED and "not settled within 60s" in row["error"]
+    assert not fake_nova.compute.servers["web"]["locked"]
