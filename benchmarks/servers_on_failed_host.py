@@ -94,6 +94,33 @@ def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tupl
         bridge.kill()
 
 
+def measure(lab: NovaLab, counts: str, policies: str) -> list[str]:
+    """A row per count and policy, printed as it comes; returns the rows' lines."""
+    rows = []
+    nova = lab_servers.compute(lab)
+    round_no = int(time.time())
+    for n in (int(c) for c in counts.split(",")):
+        lab_servers.delete_all(lab)
+        for host in lab.hosts:
+            lab.reset_host(host)
+        ids = {s.id for s in lab_servers.boot(lab, FAILED, f"bench{n}", count=n, timeout=900)}
+        for policy in policies.split(","):
+            round_no += 1
+            t0 = time.process_time()
+            issued, all_done, cpu = run(lab, n, policy, ids, round_no)
+            line = (f"servers_on_failed_host n={n} policy={policy} issued_s={issued:.2f} "
+                    f"all_done_s={all_done:.2f}")
+            rows.append(line)
+            print(f"{line}  (bridge cpu {cpu:.2f}s = {cpu / n * 1000:.0f} ms/server, answering this benchmark's polls "
+                  f"included; benchmark cpu {time.process_time() - t0:.1f}s; load average {os.getloadavg()[0]:.1f})",
+                  flush=True)
+            lab.reset_host(FAILED)
+            for server_id in ids:  # back to ACTIVE on compute-1 for the next policy
+                if nova.get_server(server_id).status != "ACTIVE":
+                    nova.reset_server_state(server_id, "active")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="10,50,100")
@@ -103,31 +130,13 @@ def main() -> int:
     if not lab.is_running():
         print("the real Nova is not running: python -m tests.realnova.novalab up", file=sys.stderr)
         return 2
-    rows = []
     with lab.exclusive():
-        nova = lab_servers.compute(lab)
-        round_no = int(time.time())
-        for n in (int(c) for c in args.counts.split(",")):
+        try:
+            rows = measure(lab, args.counts, args.policies)
+        finally:  # interrupted too: the servers gone, every host back (a stopped compute started again)
             lab_servers.delete_all(lab)
             for host in lab.hosts:
                 lab.reset_host(host)
-            ids = {s.id for s in lab_servers.boot(lab, FAILED, f"bench{n}", count=n, timeout=900)}
-            for policy in args.policies.split(","):
-                round_no += 1
-                t0 = time.process_time()
-                issued, all_done, cpu = run(lab, n, policy, ids, round_no)
-                line = (f"servers_on_failed_host n={n} policy={policy} issued_s={issued:.2f} "
-                        f"all_done_s={all_done:.2f}")
-                rows.append(line)
-                print(f"{line}  (bridge cpu {cpu:.2f}s = {cpu / n * 1000:.0f} ms/server, answering this benchmark's polls included; "
-                      f"benchmark cpu {time.process_time() - t0:.1f}s; load average {os.getloadavg()[0]:.1f})", flush=True)
-                lab.reset_host(FAILED)
-                for server_id in ids:  # back to ACTIVE on compute-1 for the next policy
-                    if nova.get_server(server_id).status != "ACTIVE":
-                        nova.reset_server_state(server_id, "active")
-        lab_servers.delete_all(lab)
-        for host in lab.hosts:
-            lab.reset_host(host)
     print("note: measured on a shared 2-core machine with the whole lab on it; pessimistic", file=sys.stderr)
     print(rows[-1])
     return 0
