@@ -440,3 +440,26 @@ def test_a_read_back_reads_no_server_whose_evacuation_is_underway_until_it_is_la
     assert ("server", "web") in fake_nova.reads
     assert row["status"] == sv.FAILED and "not settled within 60s" in row["error"]
     assert not fake_nova.compute.servers["web"]["locked"]
+
+
+def test_evacuations_are_read_as_json_pages_by_uuid_marker_per_server_oldest_first():
+    from types import SimpleNamespace
+
+    from bridge.nova import Nova
+
+    migrations = [{"id": i, "uuid": f"m{i}", "instance_uuid": "web" if i % 2 else "db", "status": "done",
+                   "dest_compute": "compute-02", "created_at": f"2026-11-24T12:00:0{i}"} for i in range(5)]
+    asked = []
+
+    def get(path, params, microversion):
+        asked.append((path, params.get("marker"), params["source_compute"], params["migration_type"]))
+        start = 0 if "marker" not in params else int(params["marker"][1:]) + 1
+        page = migrations[start:start + params["limit"]]
+        return SimpleNamespace(status_code=200, json=lambda: {"migrations": page})
+    conn = SimpleNamespace(compute=SimpleNamespace(get=get))
+    nova = Nova("c", timeout=1, attempts=1, backoff_max=1, connect=lambda **_: conn)
+    found = nova.evacuations(HOST, "2026-11-24T11:00:00", page_size=2)
+    assert [p[1] for p in asked] == [None, "m1", "m3"]
+    assert all(p[0] == "/os-migrations" and p[2:] == (HOST, "evacuation") for p in asked)
+    assert [m["id"] for m in found["db"]] == ["0", "2", "4"] and [m["id"] for m in found["web"]] == ["1", "3"]
+    assert found["web"][0] == {"id": "1", "status": "done", "dest": "compute-02", "created_at": "2026-11-24T12:00:01"}
