@@ -57,6 +57,7 @@ class Disable(Effect):
 class ListServers(Effect):
     """Nova: list the host's servers once (paged) and plan each one's action by policy (a read)."""
 
+    rules: tuple[str, ...] = ()  # the rules that mapped the incident's alerts (servers.groups by rule)
     mutates: ClassVar[bool] = False
     touches_nova: ClassVar[bool] = True
 
@@ -78,6 +79,14 @@ class PollServers(Effect):
 
 
 @dataclass(frozen=True)
+class ReleaseServers(Effect):
+    """Nova: the incident is closed; unlock these servers where the lock is the bridge's own."""
+
+    servers: tuple[str, ...] = ()
+    touches_nova: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
 class ReturnHost(Effect):
     """Nova: one step of returning the host to service (undo force-down, wait for up, enable)."""
 
@@ -87,7 +96,8 @@ class ReturnHost(Effect):
 
 
 EFFECT_TYPES: tuple[type[Effect], ...] = (FenceRequest, FenceCheck, ForceDown, Disable,
-                                          ListServers, IssueServerRequests, PollServers, ReturnHost)
+                                          ListServers, IssueServerRequests, PollServers, ReturnHost,
+                                          ReleaseServers)
 
 
 @dataclass(frozen=True)

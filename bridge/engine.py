@@ -38,7 +38,7 @@ from bridge.nova import Nova
 from bridge.rules import HOST_DOWN, POWER_OFF
 from bridge.servers import ServersPolicy
 from bridge.signals import FIRING
-from bridge.store import Store
+from bridge.store import Store, server_actions
 from bridge.store.queries import Claim, FirstStep
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,7 @@ class Engine:
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
                      proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host),
                      servers=snapshot.servers,
+                     rules=server_actions.rules_of(self.store, snapshot.incident, self.policy.servers),
                      **self.gating.facts_for(snapshot, now))
 
     def step(self, incident_id: int, handed: Handed | None = None) -> bool:

@@ -20,7 +20,7 @@ from typing import Callable
 from bridge import metrics
 from bridge import servers as sv
 from bridge.effects import (Disable, Effect, FenceCheck, FenceRequest, ForceDown, IssueServerRequests, ListServers,
-                            Outcome, PollServers, ReturnHost)
+                            Outcome, PollServers, ReleaseServers, ReturnHost)
 from bridge.fencing import FencingDriver
 from bridge.incidents import Facts, Incident
 from bridge.nova import CallRecord, Nova, NovaError
@@ -102,7 +102,7 @@ class Executor:
     def _list_servers(self, effect: ListServers, facts: Facts, dry_run: bool) -> Outcome:
         if self.server_work is None:
             return Outcome(effect, "dry-run: no cloud, servers not listed", dry_run=True)
-        rows = self.server_work.plan(effect.host, facts.policy.servers, facts.now)
+        rows = self.server_work.plan(effect.host, facts.policy.servers, facts.now, effect.rules)
         counts = sv.summary(rows)
         note = f"servers on {effect.host}: {len(rows)} listed; " + (
             ", ".join(f"{n} {k}" for k, n in counts.items()) or "none")
@@ -132,6 +132,20 @@ class Executor:
         note = f"servers: {_count(moved)}" if moved else None  # an unchanged read-back records nothing
         return Outcome(effect, note, {"servers": sv.summary(moved)} if moved else {}, servers=tuple(moved))
 
+    def _release_servers(self, effect: ReleaseServers, facts: Facts, dry_run: bool) -> Outcome:
+        rows = self._rows(facts, effect.servers)
+        if dry_run or self.server_work is None:
+            released = tuple(replace(r, locked_by_bridge=False, detail={**r.detail, "released": "dry-run"})
+                             for r in rows)
+            return Outcome(effect, f"dry-run: would unlock what the bridge locked of {len(rows)} server(s)",
+                           dry_run=True, servers=released)
+        changed = self.server_work.release(rows, _lock_reason(facts))
+        unlocked = [r.server_id for r in changed if r.detail.get("released") == "unlocked"]
+        failed = [r.server_id for r in changed if "released" not in r.detail]
+        note = f"servers: unlocked {len(unlocked)} the bridge had locked" + (
+            f"; {len(failed)} could not be read or unlocked" if failed else "")
+        return Outcome(effect, note, {"unlocked": unlocked, "failed": failed}, servers=tuple(changed))
+
     def _return_host(self, effect: ReturnHost, facts: Facts, dry_run: bool) -> Outcome:
         if self.nova is None:
             return Outcome(effect, "dry-run: would return the host to service", {"service": "returned"},
@@ -144,7 +158,7 @@ class Executor:
                 raise
             # Nova keeps a host forced down while its evacuations are not cleaned up (compute restart);
             # said once on the timeline, at the first refusal of this wait
-            ret, deadline = facts.policy.servers.returning, facts.incident.fence_deadline
+            ret, deadline = facts.policy.servers.returning, facts.incident.return_deadline
             first = deadline is None or facts.now < deadline - timedelta(seconds=ret.wait - ret.poll_interval)
             note = (f"Nova refuses to undo force-down until nova-compute on {effect.host} restarts: {exc}; "
                     f"asking again every {ret.poll_interval:g}s") if first else None
@@ -176,4 +190,5 @@ HANDLERS: dict[type[Effect], Callable[[Executor, Effect, Facts, bool], Outcome]]
     IssueServerRequests: Executor._issue_servers,
     PollServers: Executor._poll_servers,
     ReturnHost: Executor._return_host,
+    ReleaseServers: Executor._release_servers,
 }

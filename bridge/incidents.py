@@ -14,7 +14,7 @@ from typing import Mapping
 
 from bridge import gates, servers as sv
 from bridge.effects import (Disable, Effect, Evidence, FenceCheck, FenceRequest, ForceDown, IssueServerRequests,
-                            ListServers, Outcome, PollServers, ReturnHost)
+                            ListServers, Outcome, PollServers, ReleaseServers, ReturnHost)
 
 SUSPECTED = "suspected"
 FENCING = "fencing"
@@ -28,6 +28,7 @@ RETURNING = "returning"  # an operator returns the host to service
 HELD = "held"
 FAILED = "failed"
 CLOSED = "closed"
+CLOSING = "closing"  # a person closed it: the bridge unlocks the servers it locked, then it is closed
 
 # The whole lifecycle: state -> the states decide() may move it to. README draws it.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -37,13 +38,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FENCED: frozenset({FORCED_DOWN, HELD, CLOSED}),
     FORCED_DOWN: frozenset({NOVA_DOWN, HELD, CLOSED}),
     NOVA_DOWN: frozenset({SERVERS, OUT_OF_SERVICE, HELD, CLOSED}),
-    SERVERS: frozenset({OUT_OF_SERVICE, HELD, CLOSED}),
+    SERVERS: frozenset({OUT_OF_SERVICE, HELD, CLOSED, CLOSING}),
     # the host stays out until a person returns it (or closes the incident)
-    OUT_OF_SERVICE: frozenset({RETURNING, CLOSED}),
-    RETURNING: frozenset({CLOSED, HELD}),
+    OUT_OF_SERVICE: frozenset({RETURNING, CLOSED, CLOSING}),
+    RETURNING: frozenset({CLOSED, CLOSING, HELD}),
     # a person's retry resumes where it stopped (a fencing wait starts again)
-    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED}),
-    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED}),
+    HELD: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED, CLOSING}),
+    FAILED: frozenset({SUSPECTED, FENCED, FORCED_DOWN, NOVA_DOWN, SERVERS, RETURNING, CANCELLED, CLOSED, CLOSING}),
+    CLOSING: frozenset({CLOSED, HELD}),
     CANCELLED: frozenset(),
     CLOSED: frozenset(),
 }
@@ -73,13 +75,14 @@ class Incident:
     host: str
     state: str
     dry_run: bool
-    fence_deadline: datetime | None = None  # the current wait's end: fencing proof, or a return to service
+    fence_deadline: datetime | None = None  # the current fencing attempt's end
     resume_state: str | None = None
     proof_id: int | None = None
     # which of the host's fencing methods is being tried, and its attempt (from 0); in
     # FENCING, fence_deadline None means this attempt's power-off is not yet requested
     fence_method: int = 0
     fence_attempt: int = 0
+    return_deadline: datetime | None = None  # RETURNING: when to stop waiting for Nova to take the host back
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class Facts:
     fleet: gates.Fleet = gates.Fleet()
     host: gates.HostView = gates.HostView()
     approvals: frozenset[str] = frozenset()
+    # the rules that mapped this incident's alerts; read when its servers are listed (nova_down)
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class Decision:
     due_at: datetime | None = None  # when to look again; None waits for an event
     fence_deadline: datetime | None = None
     fence_step: tuple[int, int] | None = None  # (method, attempt) set with fence_deadline, even to None
+    return_deadline: datetime | None = None  # a new wait for Nova to take the host back
     resume_state: str | None = None  # where a retry resumes (set on hold)
     last_error: str | None = None
     proof: Evidence | None = None  # becomes the incident's proof with this transition
@@ -211,6 +217,12 @@ def decide(facts: Facts) -> Decision:
         return Decision(None, "host down: fencing requested", effect=_fence(FenceRequest, facts, 0, 0))
     if state == FENCING:
         return _fencing(facts)
+    if state == CLOSING:  # a person's close: no gate holds it
+        release = sv.to_release(facts.servers)
+        if release:
+            return Decision(None, f"unlock the servers the bridge locked: {len(release)} to check",
+                            effect=ReleaseServers(inc.host, release))
+        return Decision(CLOSED, "closed: no server left locked by the bridge")
     closed = gates.first_closed(facts)
     if closed is not None:
         return _hold(facts, closed.reason, gate=closed.gate)
@@ -220,7 +232,7 @@ def decide(facts: Facts) -> Decision:
         reason = disabled_reason(facts.policy.reason_prefix, inc, facts.proof)
         return Decision(None, "disable the nova-compute service", effect=Disable(inc.host, reason=reason))
     if state == NOVA_DOWN:
-        return Decision(None, "list the host's servers", effect=ListServers(inc.host))
+        return Decision(None, "list the host's servers", effect=ListServers(inc.host, rules=facts.rules))
     if state == SERVERS:
         return _servers(facts, facts.servers)
     if state == RETURNING:
@@ -280,6 +292,13 @@ def _after(facts: Facts, outcome: Outcome) -> Decision:
         return _after_servers(facts, outcome)
     if isinstance(effect, ReturnHost):
         return _after_return(facts, outcome)
+    if isinstance(effect, ReleaseServers):
+        left = sv.to_release(sv.merge(facts.servers, outcome.servers))
+        if left:
+            return _hold(facts, f"closing: {len(left)} server(s) the bridge locked could not be unlocked; "
+                                "close again to retry", servers=list(left))
+        return Decision(CLOSED, "closed: the servers the bridge locked are unlocked" +
+                        (" (dry-run: Nova not called)" if outcome.dry_run else ""))
     to_state, cause = _DONE[type(effect)]  # decide() checked it is this step's effect, gates passed
     if outcome.dry_run and effect.mutates:
         cause += " (dry-run: Nova not called)" if effect.touches_nova else " (dry-run)"
@@ -394,7 +413,7 @@ def _after_return(facts: Facts, outcome: Outcome) -> Decision:
     if service == "forced_down_undone":
         return Decision(None, "force-down undone: waiting for the service to report up", due_at=now)
     why = outcome.detail.get("waiting", service or "no answer")
-    if inc.fence_deadline is not None and now >= inc.fence_deadline:
+    if inc.return_deadline is not None and now >= inc.return_deadline:
         return _hold(facts, RETURN_HELD.format(wait=ret.wait, why=why))
     return Decision(None, f"returning: {why}", due_at=now + timedelta(seconds=ret.poll_interval))
 
@@ -405,8 +424,10 @@ def _operator(facts: Facts) -> Decision:
     if facts.busy:  # its outcome (a Nova call, perhaps) is about to be recorded; act on what it leads to
         return Decision(None, said, refused=f"incident {inc.id} is in the middle of a step; try again in a moment")
     if action.kind == CLOSE:
-        if inc.state in TERMINAL:
+        if inc.state in TERMINAL or inc.state == CLOSING:
             return Decision(None, said, refused=f"incident {inc.id} is already {inc.state}")
+        if CLOSING in TRANSITIONS[inc.state] and sv.to_release(facts.servers):
+            return Decision(CLOSING, said, due_at=facts.now)
         return Decision(CLOSED, said)
     if action.kind == CANCEL:
         if inc.state in TERMINAL or inc.proof_id is not None or CANCELLED not in TRANSITIONS[inc.state]:
@@ -428,7 +449,7 @@ def _operator(facts: Facts) -> Decision:
             why = f"{len(busy)} server(s) from {inc.host} still in flight" if busy else f"it is {inc.state}"
             return Decision(None, said, refused=f"incident {inc.id}: cannot return {inc.host} to service, "
                                                 f"{why}; only an out_of_service host can be returned")
-        return Decision(RETURNING, said, due_at=facts.now, fence_deadline=_return_deadline(facts))
+        return Decision(RETURNING, said, due_at=facts.now, return_deadline=_return_deadline(facts))
     if action.kind in (RETRY, APPROVE):
         if inc.state not in WAITING_FOR_PERSON:
             return Decision(None, said, refused=f"incident {inc.id} is {inc.state}; "
@@ -437,7 +458,7 @@ def _operator(facts: Facts) -> Decision:
         if resume not in TRANSITIONS[inc.state]:  # nothing sensible recorded: start again, fencing first
             resume = SUSPECTED
         if resume == RETURNING:  # a fresh wait for Nova to take the host back
-            return Decision(resume, said, due_at=facts.now, fence_deadline=_return_deadline(facts))
+            return Decision(resume, said, due_at=facts.now, return_deadline=_return_deadline(facts))
         return Decision(resume, said, due_at=facts.now)
     return Decision(None, said, refused=f"unknown action {action.kind!r}")
 

@@ -46,9 +46,12 @@ class Group:
     zone: str | None = None
     hosts: str | None = None  # a regular expression, anchored, over the host name
     target_hosts: tuple[str, ...] | None = None
+    rule: str | None = None  # the name of a rule that mapped one of the incident's alerts
 
-    def matches(self, host: str, zone: str | None, aggregates: Iterable[str]) -> bool:
+    def matches(self, host: str, zone: str | None, aggregates: Iterable[str], rules: Iterable[str] = ()) -> bool:
         if self.aggregate is not None and self.aggregate not in aggregates:
+            return False
+        if self.rule is not None and self.rule not in rules:
             return False
         if self.zone is not None and self.zone != zone:
             return False
@@ -99,7 +102,7 @@ class ServersPolicy:
         opt = cfg.get("opt_in", {})
         ret = cfg.get("return", {})
         groups = tuple(Group(g["policy"], g.get("aggregate"), g.get("zone"), g.get("hosts"),
-                             tuple(g["target_hosts"]) if "target_hosts" in g else None)
+                             tuple(g["target_hosts"]) if "target_hosts" in g else None, g.get("rule"))
                        for g in cfg.get("groups", ()))
         simple = {k: cfg[k] for k in ("policy", "policy_key", "priority_key", "others", "task_in_flight",
                                       "concurrency", "max_in_flight", "attempts", "poll_interval",
@@ -162,6 +165,7 @@ class HostFacts:
     host: str
     zone: str | None = None
     aggregates: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()  # the rules that mapped the incident's alerts
 
 
 def lock_reason(prefix: str, incident_id: int, host: str) -> str:
@@ -171,7 +175,7 @@ def lock_reason(prefix: str, incident_id: int, host: str) -> str:
 def host_policy(policy: ServersPolicy, facts: HostFacts) -> tuple[str, tuple[str, ...]]:
     """The host's policy and target hosts: its first matching group, else the global ones."""
     for group in policy.groups:
-        if group.matches(facts.host, facts.zone, facts.aggregates):
+        if group.matches(facts.host, facts.zone, facts.aggregates, facts.rules):
             targets = policy.target_hosts if group.target_hosts is None else group.target_hosts
             return group.policy, targets
     return policy.policy, policy.target_hosts
@@ -285,6 +289,15 @@ def in_flight(rows: Iterable[ServerAction]) -> tuple[str, ...]:
     return tuple(r.server_id for r in rows if r.status == REQUESTED)
 
 
+def to_release(rows: Iterable[ServerAction]) -> tuple[str, ...]:
+    """When a person closes the incident: the servers whose lock may be the bridge's. The rows it
+    locked, and the evacuations not finished (a lock taken just before a crash is on no row);
+    each is read first and unlocked only if its lock reason is the bridge's. A row once checked
+    (detail "released") is not asked again; one whose check failed (Nova's error) is."""
+    return tuple(r.server_id for r in rows if "released" not in r.detail and not r.user_locked and (
+        r.locked_by_bridge or (r.action == EVACUATE and r.status in (PENDING, REQUESTED))))
+
+
 def summary(rows: Iterable[ServerAction]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in rows:
@@ -311,6 +324,18 @@ GOOD_MIGRATION = frozenset({"accepted", "pre-migrating", "migrating", "done", "c
 def tries(row: ServerAction) -> int:
     """Evacuations issued, and requests Nova refused, for this server so far."""
     return row.attempts + row.detail.get("refusals", 0)
+
+
+# an evacuation Nova is still carrying out (conductor, scheduler, the target's nova-compute)
+UNDERWAY = frozenset({"accepted", "pre-migrating", "migrating", "running"})
+
+
+def underway(row: ServerAction, migrations: list[Mapping[str, Any]], now: datetime, policy: ServersPolicy) -> bool:
+    """The row's latest evacuation is still being carried out, and not yet late: nothing to read."""
+    if not migrations or migrations[-1].get("status") not in UNDERWAY:
+        return False
+    requested_at = row.detail.get("requested_at")
+    return not (requested_at and (now - datetime.fromisoformat(requested_at)).total_seconds() > policy.settle_timeout)
 
 
 def issued_already(row: ServerAction, migrations: list[Mapping[str, Any]]) -> bool:

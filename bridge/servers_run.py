@@ -9,6 +9,7 @@ A failure of one server's request is that row's error; it never stops the others
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 # Nova's and our clocks may differ a little: look back this much further for evacuations
 CLOCK_MARGIN = timedelta(seconds=60)
+# plan()'s listing stands for Nova's view in the first batch that follows it this soon: a batch's
+# own re-read is as old by its last request. Kept in memory only: after a crash, a replayed batch
+# always reads Nova first.
+FRESH_LISTING = 5.0
 
 
 def _iso(when: datetime) -> str:
@@ -32,16 +37,18 @@ class ServerWork:
     def __init__(self, nova: Nova, concurrency: int):
         self.nova = nova
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nova-servers")
+        self._listed: dict[str, tuple[float, dict]] = {}  # host -> (monotonic time, its servers by id)
 
     def _each(self, fn: Callable[[ServerAction], ServerAction], rows: Iterable[ServerAction]) -> list[ServerAction]:
         return list(self.pool.map(fn, rows))
 
     # ---- list ------------------------------------------------------------------------------
 
-    def plan(self, host: str, policy: ServersPolicy, now: datetime) -> list[ServerAction]:
+    def plan(self, host: str, policy: ServersPolicy, now: datetime, rules: tuple[str, ...] = ()) -> list[ServerAction]:
         facts = self.pool.submit(self.nova.host_facts, host)  # both reads at once
         found = self.nova.servers(policy.page_size, compute_host=host)
-        facts = facts.result()
+        self._listed[host] = (time.monotonic(), {s.id: s for s in found})
+        facts = replace(facts.result(), rules=rules)
         images: dict[str, dict] = {}
         if policy.opt_in.image_properties:
             for image_id in {s.image_id for s in found if s.image_id}:
@@ -55,7 +62,9 @@ class ServerWork:
         since = _iso(min(r.listed_at or now for r in rows) - CLOCK_MARGIN)
         evacuations = self.pool.submit(self.nova.evacuations, host, since) \
             if any(r.action == sv.EVACUATE for r in rows) else None
-        on_host = {s.id: s for s in self.nova.servers(policy.page_size, compute_host=host)}
+        listed, on_host = self._listed.pop(host, (0.0, None))
+        if on_host is None or time.monotonic() - listed > FRESH_LISTING:
+            on_host = {s.id: s for s in self.nova.servers(policy.page_size, compute_host=host)}
         evacuations = {} if evacuations is None else evacuations.result()
 
         def one(row: ServerAction) -> ServerAction:
@@ -124,9 +133,14 @@ class ServerWork:
     def poll(self, host: str, rows: list[ServerAction], policy: ServersPolicy, reason: str,
              now: datetime) -> list[ServerAction]:
         since = min(r.listed_at or now for r in rows) - CLOCK_MARGIN
-        evacuations = self.pool.submit(self.nova.evacuations, host, _iso(since))
-        seen = {s.id: s for s in self.nova.servers(policy.page_size, changes_since=_iso(since))}
-        evacuations = evacuations.result()
+        evacuations = self.nova.evacuations(host, _iso(since))
+        # a server whose evacuation Nova is still carrying out is not read (nor is it late yet):
+        # while a host's worth of them run, a read-back is one list of migrations
+        ready = [r for r in rows if not sv.underway(r, evacuations.get(r.server_id, []), now, policy)]
+        if len(ready) > policy.concurrency:  # many at once: one listing beats a request each
+            seen = {s.id: s for s in self.nova.servers(policy.page_size, changes_since=_iso(since))}
+        else:
+            seen = {}
 
         def one(row: ServerAction) -> ServerAction:
             try:
@@ -143,6 +157,24 @@ class ServerWork:
                 return row
             except NovaError as exc:  # read again next round
                 return replace(row, detail={**row.detail, "last_poll_error": str(exc)[:500]})
+
+        ready_ids = {r.server_id for r in ready}
+        return self._each(lambda row: one(row) if row.server_id in ready_ids else row, rows)
+
+    # ---- the incident closed by a person ------------------------------------------------------
+
+    def release(self, rows: list[ServerAction], reason: str) -> list[ServerAction]:
+        """Unlock each server whose lock is the bridge's (its reason); never another's lock. A row
+        Nova could not answer for keeps no "released" mark: it is asked again."""
+        def one(row: ServerAction) -> ServerAction:
+            try:
+                server = self.nova.server(row.server_id)
+                if server is not None and server.locked and server.locked_reason == reason:
+                    row = replace(self._call(row, "unlock", {"unlock": None}), locked_by_bridge=False)
+                    return replace(row, detail={**row.detail, "released": "unlocked"})
+                return replace(row, locked_by_bridge=False, detail={**row.detail, "released": "not ours"})
+            except NovaError as exc:
+                return replace(row, detail={**row.detail, "release_error": str(exc)[:500]})
 
         return self._each(one, rows)
 

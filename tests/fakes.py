@@ -69,6 +69,7 @@ class ServerCalls:
                 if compute_host is None or s["host"] == compute_host]
 
     def server(self, server_id):
+        self.reads.append(("server", server_id))
         s = self.compute.servers.get(server_id)
         return None if s is None else self.compute.found(s)
 

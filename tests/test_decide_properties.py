@@ -201,7 +201,7 @@ class World:
 
     def as_incident(self, row) -> Incident:
         return Incident(row["id"], "compute-01", row["state"], False, row["deadline"], row["resume"], row["proof_id"],
-                        row["method"], row["attempt"])
+                        row["method"], row["attempt"], row.get("return_deadline"))
 
     def facts(self, row, **kw) -> Facts:
         bound = tuple(Evidence(e["id"], e["incident_id"], e["host"], e["kind"], "ops", "off", e["at"])
@@ -222,6 +222,8 @@ class World:
         if decision.fence_step is not None:
             row["method"], row["attempt"] = decision.fence_step
             row["deadline"] = decision.fence_deadline
+        if decision.return_deadline is not None:
+            row["return_deadline"] = decision.return_deadline
         if decision.proof is not None and decision.proof.id is None:  # a read-back, recorded as evidence
             self.evidence.append({"id": len(self.evidence) + 1, "host": decision.proof.host, "kind": decision.proof.kind,
                                   "incident_id": row["id"], "at": self.now, "expires": self.now,

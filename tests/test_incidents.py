@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bridge import incidents as sm
-from bridge.effects import Disable, Evidence, FenceCheck, FenceRequest, ForceDown, ListServers, Outcome
+from bridge.effects import Disable, Evidence, FenceCheck, FenceRequest, ForceDown, ListServers, Outcome, ReturnHost
 from bridge.incidents import Facts, Incident, OperatorAction, Policy, Signals, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -142,6 +142,24 @@ def test_disabled_reason_fits_nova():
 
 
 # ---- operators ----------------------------------------------------------------------------
+
+def test_the_return_wait_has_its_own_deadline_and_a_fencing_one_left_over_does_not_end_it():
+    ret = act(sm.OUT_OF_SERVICE, sm.RETURN, deadline=NOW - timedelta(hours=1))
+    assert ret.to_state == sm.RETURNING and ret.fence_deadline is None
+    assert ret.return_deadline == NOW + timedelta(seconds=Policy().servers.returning.wait)
+    waiting = incident(sm.RETURNING, deadline=NOW - timedelta(hours=1), return_deadline=ret.return_deadline,
+                       proof_id=7)
+
+    def returning(now, outcome=None):
+        return facts(sm.RETURNING, inc=waiting, proof=proof_for(), now=now, outcome=outcome)
+    effect = decide(returning(NOW)).effect
+    assert isinstance(effect, ReturnHost)
+    down = Outcome(effect, None, {"service": "down", "waiting": "not up yet"})
+    still = decide(returning(NOW, down))
+    assert still.to_state is None and still.cause == "returning: not up yet"
+    assert decide(returning(ret.return_deadline, down)).to_state == sm.HELD
+
+
 
 def act(state, kind, busy=False, **kw):
     return decide(facts(state, inc=incident(state, **kw), action=OperatorAction(kind, "ops", "why"), busy=busy))

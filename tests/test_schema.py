@@ -19,3 +19,23 @@ def test_migrations_build_exactly_the_tables_module(database_url):
         where = {str(v).replace('"', "").lower() for v in index["dialect_options"].values()}
         assert index["unique"] and where & {"closed_at is null", "(closed_at is null)"}, index
     engine.dispose()
+
+
+def test_an_incident_returning_during_the_upgrade_keeps_its_wait(database_url):
+    from alembic import command
+
+    from bridge.store.database import _alembic_config
+
+    engine = create_engine(database_url)
+    wait_ends = "2026-11-24 12:15:00"
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0007")
+        conn.execute(sa.text(
+            "INSERT INTO incidents (host, state, dry_run, opened_at, updated_at, fence_deadline, epoch, nudges, "
+            "fence_method, fence_attempt) VALUES ('compute-01', 'returning', false, :t, :t, :end, 0, 0, 0, 0), "
+            "('compute-02', 'fencing', false, :t, :t, :end, 0, 0, 0, 0)"), {"t": "2026-11-24 12:00:00", "end": wait_ends})
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT host, return_deadline FROM incidents")).all())
+    assert {h: str(v)[:19] if v else v for h, v in rows.items()} == {"compute-01": wait_ends, "compute-02": None}
+    engine.dispose()

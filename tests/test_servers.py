@@ -64,6 +64,19 @@ def test_groups_then_server_metadata_override_the_global_policy():
     assert in_az9["a"].action == sv.ERROR
 
 
+def test_a_group_by_rule_matches_when_that_rule_mapped_one_of_the_incidents_alerts():
+    policy = ServersPolicy(policy=sv.NONE, groups=(sv.Group(sv.ERROR, rule="nagios-host-down"),
+                                                   sv.Group(sv.EVACUATE, rule="compute-host-down", zone="az9")),
+                           opt_in=sv.OptIn(all=True))
+
+    def action(**facts):
+        return sv.plan(policy, HostFacts(HOST, **facts), [found("a")], NOW)[0].action
+    assert action(rules=("compute-host-down", "nagios-host-down")) == sv.ERROR
+    assert action(zone="az9", rules=("compute-host-down",)) == sv.EVACUATE
+    assert action(zone="nova", rules=("compute-host-down",)) == sv.NONE  # every key given must match
+    assert action() == sv.NONE
+
+
 def test_opt_in_by_flavor_extra_specs_image_properties_or_aggregate():
     opt = sv.OptIn(metadata={}, flavor_extra_specs={"ha:enabled": "true"}, image_properties={"ha": "yes"},
                    aggregates=("ha-hosts",))
@@ -165,6 +178,63 @@ def test_evacuate_locks_moves_restops_and_unlocks_only_what_the_bridge_locked(ma
     assert 'hostdown_bridge_server_actions{action="evacuate",status="done"} 3.0' in metrics
     shown = bridge.admin("GET", f"/v1/incidents/{inc['id']}").json["servers"]
     assert [r["name"] for r in shown] == ["db", "broken", "mine", "plain", "web"]  # plan order: priority, name
+
+
+def test_closing_mid_evacuation_unlocks_only_what_the_bridge_locked(make_bridge, fake_nova):
+    c = fake_nova.compute
+    c.add("web", HOST, metadata=HA)
+    c.add("mine", HOST, metadata=HA, locked=True, locked_reason="user: maintenance")
+    c.add("early", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova)
+    inc = fenced(bridge)
+    assert inc["state"] == sm.SERVERS and c.servers["web"]["locked"] and c.servers["early"]["locked"]
+    # a lock taken just before a crash: Nova holds it, the row does not know it
+    with bridge.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE server_actions SET locked_by_bridge = false WHERE server_id = 'early'")
+
+    closed = bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "handled by hand"})
+    assert closed.status_code == 200 and closed.json["state"] == sm.CLOSING
+    run(bridge)
+    inc = bridge.only_incident()
+    assert inc["state"] == sm.CLOSED
+    assert not c.servers["web"]["locked"] and not c.servers["early"]["locked"]
+    assert c.servers["mine"]["locked"] and c.servers["mine"]["locked_reason"] == "user: maintenance"
+    assert ("unlock", "mine") not in c.actions
+    assert "servers: unlocked 2 the bridge had locked" in [t["cause"] for t in inc["timeline"]]
+    assert not [a for a in c.actions if a[0] == "evacuate" and c.actions.count(a) > 1]
+
+
+def test_a_close_nova_cannot_answer_for_is_held_and_closing_again_retries(make_bridge, fake_nova):
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova)
+    inc = fenced(bridge)
+    fake_nova.fail_next("unlock", NovaError("nova unlock server web failed: 503", []))
+    bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"})
+    run(bridge)
+    inc = bridge.only_incident()
+    assert inc["state"] == sm.HELD and "could not be unlocked" in inc["last_error"]
+    assert fake_nova.compute.servers["web"]["locked"]
+    assert bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"}).json["state"] == sm.CLOSING
+    run(bridge)
+    assert bridge.only_incident()["state"] == sm.CLOSED and not fake_nova.compute.servers["web"]["locked"]
+
+
+def test_closing_without_servers_the_bridge_may_hold_closes_at_once(make_bridge, fake_nova):
+    fake_nova.compute.add("plain", HOST)
+    bridge = bridge_with(make_bridge, fake_nova)
+    inc = fenced(bridge)
+    assert inc["state"] == sm.OUT_OF_SERVICE
+    closed = bridge.admin("POST", f"/v1/incidents/{inc['id']}/close", json={"reason": "x"})
+    assert closed.json["state"] == sm.CLOSED
+
+
+def test_the_rule_that_mapped_the_alert_picks_the_servers_group(make_bridge, fake_nova):
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    groups = [{"rule": "some-other-rule", "policy": "evacuate"}, {"rule": "compute-host-down", "policy": "error"}]
+    bridge = bridge_with(make_bridge, fake_nova, policy="none", groups=groups)
+    inc = fenced(bridge)
+    assert inc["state"] == sm.OUT_OF_SERVICE
+    assert rows_of(inc)["web"]["action"] == sv.ERROR and fake_nova.compute.servers["web"]["vm_state"] == "error"
 
 
 def test_a_failed_evacuation_is_retried_then_reported_with_novas_error_and_unlocked(make_bridge, fake_nova):
@@ -312,3 +382,84 @@ def test_threads_share_one_keystone_session_so_one_token(tmp_path, monkeypatch):
         t.join()
     assert len({id(c) for c in seen}) == 3  # a connection (its proxies) per thread
     assert len({id(c.session) for c in seen}) == 1  # one keystoneauth session: its token, fetched once
+
+
+def test_the_listing_pages_by_marker_and_stops_at_a_short_page():
+    from types import SimpleNamespace
+
+    from bridge.nova import Nova
+
+    def server(i):
+        return SimpleNamespace(id=f"s{i}", name=f"s{i}", flavor={}, image=None, fault=None, vm_state="active",
+                               task_state=None, compute_host=HOST, is_locked=False, locked_reason=None,
+                               host_status="DOWN", metadata={})
+    everything = [server(i) for i in range(5)]
+    asked = []
+
+    def servers(limit, marker=None, **query):
+        asked.append(marker)
+        start = 0 if marker is None else int(marker[1:]) + 1
+        return iter(everything[start:start + limit])
+    conn = SimpleNamespace(compute=SimpleNamespace(servers=servers))
+    nova = Nova("c", timeout=1, attempts=1, backoff_max=1, connect=lambda **_: conn)
+    assert [s.id for s in nova.servers(2, compute_host=HOST)] == [s.id for s in everything]
+    assert asked == [None, "s1", "s3"]  # pages of 2, 2, 1: the short one is the last
+    asked.clear()
+    assert len(nova.servers(5, compute_host=HOST)) == 5 and asked == [None, "s4"]  # a full page: one more
+
+
+def test_the_first_batch_goes_on_the_listing_it_follows_later_batches_read_nova_again(make_bridge, fake_nova):
+    for i in range(6):
+        fake_nova.compute.add(f"s{i}", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova, concurrency=1, policy="error")  # batches of 4
+    inc = fenced(bridge)
+    assert inc["state"] == sm.OUT_OF_SERVICE and all(r["status"] == sv.DONE for r in inc["servers"])
+    assert fake_nova.reads.count(("servers", HOST)) == 2  # the plan's listing, then the second batch's own
+
+
+def test_a_stale_listing_is_read_again_before_the_first_batch(make_bridge, fake_nova, monkeypatch):
+    from bridge import servers_run
+
+    fake_nova.compute.add("s0", HOST, metadata=HA)
+    monkeypatch.setattr(servers_run, "FRESH_LISTING", -1.0)
+    fenced(bridge_with(make_bridge, fake_nova, policy="error"))
+    assert fake_nova.reads.count(("servers", HOST)) == 2
+
+
+def test_a_read_back_reads_no_server_whose_evacuation_is_underway_until_it_is_late(make_bridge, fake_nova):
+    fake_nova.compute.add("web", HOST, metadata=HA)
+    bridge = bridge_with(make_bridge, fake_nova, settle_timeout=60)
+    fenced(bridge)
+    fake_nova.reads.clear()
+    bridge.clock.advance(2)
+    run(bridge)  # the migration is still accepted: read-backs list migrations only
+    assert fake_nova.reads == [] and rows_of(bridge.only_incident())["web"]["status"] == sv.REQUESTED
+    bridge.clock.advance(61)
+    run(bridge)
+    row = rows_of(bridge.only_incident())["web"]
+    assert ("server", "web") in fake_nova.reads
+    assert row["status"] == sv.FAILED and "not settled within 60s" in row["error"]
+    assert not fake_nova.compute.servers["web"]["locked"]
+
+
+def test_evacuations_are_read_as_json_pages_by_uuid_marker_per_server_oldest_first():
+    from types import SimpleNamespace
+
+    from bridge.nova import Nova
+
+    migrations = [{"id": i, "uuid": f"m{i}", "instance_uuid": "web" if i % 2 else "db", "status": "done",
+                   "dest_compute": "compute-02", "created_at": f"2026-11-24T12:00:0{i}"} for i in range(5)]
+    asked = []
+
+    def get(path, params, microversion):
+        asked.append((path, params.get("marker"), params["source_compute"], params["migration_type"]))
+        start = 0 if "marker" not in params else int(params["marker"][1:]) + 1
+        page = migrations[start:start + params["limit"]]
+        return SimpleNamespace(status_code=200, json=lambda: {"migrations": page})
+    conn = SimpleNamespace(compute=SimpleNamespace(get=get))
+    nova = Nova("c", timeout=1, attempts=1, backoff_max=1, connect=lambda **_: conn)
+    found = nova.evacuations(HOST, "2026-11-24T11:00:00", page_size=2)
+    assert [p[1] for p in asked] == [None, "m1", "m3"]
+    assert all(p[0] == "/os-migrations" and p[2:] == (HOST, "evacuation") for p in asked)
+    assert [m["id"] for m in found["db"]] == ["0", "2", "4"] and [m["id"] for m in found["web"]] == ["1", "3"]
+    assert found["web"][0] == {"id": "1", "status": "done", "dest": "compute-02", "created_at": "2026-11-24T12:00:01"}

@@ -56,7 +56,8 @@ class FirstStep:
 def _incident(row) -> Incident:
     return Incident(id=row.id, host=row.host, state=row.state, dry_run=row.dry_run,
                     fence_deadline=row.fence_deadline, resume_state=row.resume_state, proof_id=row.proof_id,
-                    fence_method=row.fence_method, fence_attempt=row.fence_attempt)
+                    fence_method=row.fence_method, fence_attempt=row.fence_attempt,
+                    return_deadline=row.return_deadline)
 
 
 def _evidence(row) -> Evidence:
@@ -113,6 +114,8 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
     if decision.fence_step is not None:  # the next fencing attempt: its deadline too, None until requested
         values.update(fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],
                       fence_deadline=decision.fence_deadline)
+    if decision.return_deadline is not None:
+        values["return_deadline"] = decision.return_deadline
     return values
 
 
@@ -370,6 +373,7 @@ class Store(Reads):
         if decision.to_state is not None:
             inc = replace(inc, state=decision.to_state, resume_state=decision.resume_state,
                           fence_deadline=decision.fence_deadline or inc.fence_deadline,
+                          return_deadline=decision.return_deadline or inc.return_deadline,
                           proof_id=proof.id if proof else inc.proof_id)
             if decision.fence_step is not None:
                 inc = replace(inc, fence_method=decision.fence_step[0], fence_attempt=decision.fence_step[1],

@@ -10,13 +10,13 @@ from typing import Iterable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bridge import incidents as sm
+from bridge import incidents as sm, servers as sv
 from bridge.servers import ServerAction
-from bridge.store.tables import server_actions
+from bridge.store.tables import server_actions, signals
 
 _FIELDS = tuple(f.name for f in fields(ServerAction))
 # the states whose decisions read the rows (and the holds that may resume into them)
-READ_IN = frozenset({sm.SERVERS, sm.OUT_OF_SERVICE, sm.RETURNING, sm.HELD, sm.FAILED})
+READ_IN = frozenset({sm.SERVERS, sm.OUT_OF_SERVICE, sm.RETURNING, sm.HELD, sm.FAILED, sm.CLOSING})
 
 
 def save(conn, incident_id: int, rows: Iterable[ServerAction], now: datetime) -> None:
@@ -30,6 +30,16 @@ def save(conn, incident_id: int, rows: Iterable[ServerAction], now: datetime) ->
     changed = {c: stmt.excluded[c] for c in (*_FIELDS, "updated_at") if c != "server_id"}
     conn.execute(stmt.on_conflict_do_update(index_elements=[server_actions.c.incident_id,
                                                             server_actions.c.server_id], set_=changed), values)
+
+
+def rules_of(store, incident, policy: sv.ServersPolicy) -> tuple[str, ...]:
+    """The rules that mapped the incident's alerts, for servers.groups by rule: read once, when its
+    servers are about to be listed (nova_down), and only if a group names a rule."""
+    if incident.state != sm.NOVA_DOWN or not any(g.rule for g in policy.groups):
+        return ()
+    with store.reader.connect() as conn:
+        return tuple(conn.execute(sa.select(signals.c.rule).distinct().where(
+            signals.c.incident_id == incident.id, signals.c.rule.is_not(None)).order_by(signals.c.rule)).scalars())
 
 
 def load(conn, incident_id: int, state: str) -> tuple[ServerAction, ...]:

@@ -88,6 +88,8 @@ incidents = sa.Table(
     # which of the host's fencing methods (index) and which attempt of it, both from 0
     sa.Column("fence_method", sa.Integer, nullable=False, server_default="0"),
     sa.Column("fence_attempt", sa.Integer, nullable=False, server_default="0"),
+    # the end of the wait for Nova to take a returned host back (then held)
+    sa.Column("return_deadline", UTCDateTime),
 )
 # one open incident per host, enforced by the database itself
 sa.Index("one_open_incident_per_host", incidents.c.host, unique=True,

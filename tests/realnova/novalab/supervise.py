@@ -45,9 +45,11 @@ class Supervisor:
         lay = self.layout
         bin_ = lay.venv / 'bin'
         nova = [str(lay.etc / 'nova.conf')]
-        gunicorn = [str(bin_ / 'gunicorn'), '--no-control-socket',
-                    '--workers', '1', '--timeout', '120',
-                    '--graceful-timeout', '5']
+
+        def gunicorn(workers, threads):
+            return [str(bin_ / 'gunicorn'), '--no-control-socket',
+                    '--workers', str(workers), '--threads', str(threads),
+                    '--timeout', '120', '--graceful-timeout', '5']
         lib_env = {'PYTHONPATH': str(lay.lib)}
         svc = {
             'epmd': (['/usr/bin/epmd', '-address', '127.0.0.1'], {}, []),
@@ -57,15 +59,15 @@ class Supervisor:
             'stubs': ([lay.python, str(lay.lib / 'novalab_shims.py')], {}, []),
             # ONE thread: two computes reporting inventory at once are
             # concurrent writers on placement's SQLite file
-            'placement': (gunicorn + ['--threads', '1', '--bind',
-                                      '127.0.0.1:8778',
-                                      'novalab_shims:placement_app()'],
+            'placement': (gunicorn(1, 1) + ['--bind', '127.0.0.1:8778',
+                                            'novalab_shims:placement_app()'],
                           dict(lib_env, OS_PLACEMENT_CONFIG_DIR=str(
                               lay.etc / 'placement')),
                           [lay.logs / 'placement-api.log']),
-            'nova-api': (gunicorn + ['--threads', '4', '--bind',
-                                     '127.0.0.1:8774',
-                                     'novalab_shims:nova_api_app()'],
+            # two processes: one is bound to one core by the GIL, and a
+            # host's worth of server actions arrives at once
+            'nova-api': (gunicorn(2, 4) + ['--bind', '127.0.0.1:8774',
+                                           'novalab_shims:nova_api_app()'],
                          dict(lib_env, OS_NOVA_CONFIG_DIR=str(lay.etc),
                               OS_NOVA_CONFIG_FILES=(
                                   'api-paste.ini;nova.conf;nova-api.conf')),
