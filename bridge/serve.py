@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import sys
 import threading
 
 from gunicorn import glogging
@@ -119,6 +120,9 @@ class BridgeServer(BaseApplication):
         # what is loaded now lives as long as the worker: out of the collector's sight, a full
         # collection no longer walks it (tens of ms, which would land inside an engine step)
         gc.freeze()
+        # a woken engine thread waits for the GIL until the request thread that woke it blocks,
+        # or for this long: 5 ms by default, a confirmation's whole budget
+        sys.setswitchinterval(0.001)
         return app
 
 
