@@ -14,7 +14,7 @@ TOO_LARGE = "too large"  # the body is over the limit
 UNFRAMED = "unframed"  # malformed framing: let gunicorn's parser answer it
 
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_DIGITS = re.compile(rb"[0-9]{1,19}")
+_DIGITS = re.compile(rb"[0-9]+")  # any length: a huge one is over the limit (413), not unframed
 _MAX_CHUNK_LINE = 4096
 
 

@@ -120,7 +120,9 @@ def answer(sock: socket.socket, data: bytes) -> tuple[bytes, bytes]:
     sock.sendall(data)
     received = b""
     while b"\r\n\r\n" not in received:
-        received += sock.recv(65536)
+        more = sock.recv(65536)
+        assert more, f"closed without an answer: {received[:200]!r}"
+        received += more
     head, _, body = received.partition(b"\r\n\r\n")
     length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
     while len(body) < length:
@@ -195,3 +197,34 @@ def test_without_the_access_log_neither_path_writes_a_request_line(bridge_proces
     assert exchange(bridge.port, chunked(body=alerts("q2")))[0].startswith(b"HTTP/1.1 202")
     wait_until("the engine to take both in", lambda: "took in" in bridge.log_path.read_text())
     assert '"POST /v1/alerts/alertmanager' not in bridge.log_path.read_text()
+
+
+@pytest.mark.process
+def test_hostile_plain_webhooks_get_a_4xx_store_nothing_and_stall_no_worker(bridge_process):
+    bridge = bridge_process(server={"max_body_bytes": 4096}, workers=1)
+    surrogate = alerts("h1").replace(b'"h1"', b'"h\\ud800"')
+    cases = [  # (request sent plain, the status it must get)
+        (request(body=b"{" * 3000), b"400"),  # malformed JSON
+        (request(body=b'{"alerts": "\xff\xfe"}'), b"400"),  # not UTF-8
+        (request(body=surrogate), b"400"),  # a lone surrogate in a fingerprint
+        (request(body=alerts("h2", startsAt="2024-02-30T00:00:00Z")), b"400"),  # an impossible date
+        (request(body=alerts("h3", startsAt="9" * 400)), b"400"),  # a huge number for a date
+        (request(body=alerts("h4", labels={"openstack_host": "x" * 5000})), b"413"),  # over max_body_bytes
+        (request(fields=("Content-Length: 99999999999999999999",), body=b"", length=False), b"413"),
+        (request(head="POST /v1/alerts/alertmanag\xe9r HTTP/1.1"), b"400"),  # not ASCII: no request line
+    ]
+    for data, status in cases:
+        head, _ = exchange(bridge.port, data)
+        assert head.startswith(b"HTTP/1.1 " + status), (data[:80], head)
+    # 64 plain webhooks that never finish their body hold no thread: a good one is still answered
+    slow = [socket.create_connection(("127.0.0.1", bridge.port), timeout=10) for _ in range(64)]
+    try:
+        for sock in slow:
+            sock.sendall(request(body=alerts("slow"))[:-20])
+        head, _ = exchange(bridge.port, request(body=alerts("h5")))
+        assert head.startswith(b"HTTP/1.1 202"), head
+    finally:
+        for sock in slow:
+            sock.close()
+    stored = {s["fingerprint"] for s in bridge.request("GET", "/v1/signals").json()["signals"]}
+    assert stored == {"h5"}  # nothing of the hostile ones, nor the unfinished ones
