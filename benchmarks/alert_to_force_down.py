@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sushy  # noqa: E402
 from sushy import auth as sushy_auth  # noqa: E402
 
-from benchmarks.fence_to_force_down import percentile, stamp  # noqa: E402
+from benchmarks.fence_to_force_down import stamp, summary_row  # noqa: E402
 from tests.harness.bridge_process import BridgeProcess, base_config  # noqa: E402
 from tests.harness.procs import group_members, wait_until  # noqa: E402
 from tests.harness.redfish import USERNAME, RedfishEmulator, system_uuid  # noqa: E402
@@ -107,10 +107,7 @@ def run(lab: NovaLab, rounds: int) -> int:
     own = [t - b - v for t, b, v in zip(totals, bmc, nova)]
 
     def summary(name, values) -> tuple[float, float]:
-        ms = sorted(v * 1000 for v in values)
-        p50, p99 = percentile(ms, 50), percentile(ms, 99)
-        print(f"{name:<48} {p50:8.1f} {p99:8.1f} {ms[0]:8.1f} {ms[-1]:8.1f}")
-        return p50, p99
+        return summary_row(name, values, 48)
 
     print(f"\n{rounds} rounds: Redfish emulator (instant) at {emulator.url}, nova at {lab.endpoint}")
     print("(measured on a shared machine: other work inflates these; CPU time below is the bridge's own)")

@@ -87,10 +87,7 @@ def run(lab: NovaLab, rounds: int) -> int:
     own = [t - n for t, n in zip(totals, nova_parts)]
 
     def summary(name, values) -> tuple[float, float]:
-        ms = sorted(v * 1000 for v in values)
-        p50, p99 = percentile(ms, 50), percentile(ms, 99)
-        print(f"{name:<52} {p50:8.1f} {p99:8.1f} {ms[0]:8.1f} {ms[-1]:8.1f}")
-        return p50, p99
+        return summary_row(name, values, 52)
 
     print(f"\n{rounds} rounds against nova at {lab.endpoint}")
     print(f"{'':<52} {'p50 ms':>8} {'p99 ms':>8} {'min':>8} {'max':>8}")
@@ -114,6 +111,14 @@ def disk_sync(path: Path) -> float:
         return time.monotonic() - started
     finally:
         os.close(fd)
+
+
+def summary_row(name: str, seconds: list[float], width: int) -> tuple[float, float]:
+    """Print one table row (p50, p99, min, max in ms) and return its p50 and p99."""
+    ms = sorted(v * 1000 for v in seconds)
+    p50, p99 = percentile(ms, 50), percentile(ms, 99)
+    print(f"{name:<{width}} {p50:8.1f} {p99:8.1f} {ms[0]:8.1f} {ms[-1]:8.1f}")
+    return p50, p99
 
 
 def percentile(ordered: list[float], pct: float) -> float:
