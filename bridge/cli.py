@@ -438,7 +438,7 @@ def signals_export(config_path, since, output):
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, exists=True),
               help="the configuration to try (its rules and gates); secrets are not read")
 @click.option("--hosts", "hosts_file", type=click.File("r"),
-              help="Nova's compute hosts as they were, one per line, optionally followed by the zone")
+              help="Nova's compute hosts as they were, one per line: HOST [ZONE [AGGREGATE]] (- for no zone)")
 @click.argument("history", type=click.File("r"))
 def replay(config_path, hosts_file, history):
     """Feed a recorded signal HISTORY (from `signals export`, or captured webhook bodies, one
@@ -447,13 +447,12 @@ def replay(config_path, hosts_file, history):
     Nothing is fenced and no cloud is asked (shadow mode)."""
     import yaml
 
-    from bridge.replay import HistoryError, read_history, render, replay as run
+    from bridge.replay import HistoryError, read_history, read_hosts, render, replay as run
 
     try:
         raw = yaml.safe_load(Path(config_path).read_text()) or {}
         arrivals = read_history(history)
-        hosts = [tuple(line.split()[:2]) if len(line.split()) > 1 else (line.split()[0], None)
-                 for line in hosts_file if line.strip()] if hosts_file else None
+        hosts = read_hosts(hosts_file) if hosts_file else None
         click.echo(render(run(raw, arrivals, hosts)))
     except (ConfigError, HistoryError) as exc:
         raise click.ClickException(str(exc)) from None

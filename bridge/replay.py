@@ -108,10 +108,11 @@ class Result:
     signals: int = 0
 
 
-def replay(raw_config: dict, history: list[Arrival], hosts: list[tuple[str, str | None]] | None = None,
+def replay(raw_config: dict, history: list[Arrival], hosts: list[tuple[str, ...]] | None = None,
            tail: timedelta = TAIL) -> Result:
     """Run `history` under `raw_config` (a parsed YAML document) and return what happened.
-    `hosts`: Nova's compute hosts and zones as they were (for fractions and zones), if known."""
+    `hosts`: Nova's compute hosts as they were, each (host, zone, aggregate) with None for a
+    missing zone or aggregate (for fractions and failure domains), if known."""
     data = validate({**raw_config, "mode": "shadow", "dry_run": True,
                      "nova": {**raw_config.get("nova", {}), "cloud": None},
                      "retention": {**raw_config.get("retention", {}), "enabled": False}})
@@ -125,7 +126,8 @@ def replay(raw_config: dict, history: list[Arrival], hosts: list[tuple[str, str 
             start = history[0].at if history else datetime.now(timezone.utc)
             clock = _Clock(start)
             if hosts:
-                store.replace_inventory([{"host": h, "service_id": h, "zone": z} for h, z in hosts], start)
+                store.replace_inventory([{"host": h, "service_id": h, "zone": z, "aggregate": a}
+                                         for h, z, a in hosts], start)
             engine = Engine(config, store, None, clock=clock)
             engine.gating.record = []
             for arrival in history:
@@ -152,6 +154,16 @@ def _settle(engine: Engine) -> None:
     for _ in range(10_000):
         if not engine.run_once():
             return
+
+
+def read_hosts(lines) -> list[tuple[str, str | None, str | None]]:
+    """`HOST [ZONE [AGGREGATE]]` per line; `-` for a zone that is not known."""
+    hosts = []
+    for line in lines:
+        host, zone, aggregate = (line.split() + [None] * 3)[:3]
+        if host:
+            hosts.append((host, None if zone == "-" else zone, aggregate))
+    return hosts
 
 
 def _run_until(engine: Engine, store: Store, clock: _Clock, until: datetime) -> None:

@@ -91,3 +91,18 @@ def test_a_fraction_needs_the_host_list_which_hosts_gives(tmp_path):
     known = CliRunner().invoke(main, ["replay", "--config", str(config), "--hosts", str(hosts), str(history)])
     assert known.exit_code == 0, known.output
     assert "gate mass_limit: 3 of 10 hosts down, more than the 2 allowed" in known.output
+
+
+def test_an_aggregate_failure_domain_is_read_from_the_hosts_file(tmp_path):
+    history = tmp_path / "bodies.jsonl"
+    history.write_text(captured("2026-11-24T12:00:00Z", "compute-01", "compute-02", "compute-06") + "\n")
+    config = tmp_path / "new.yaml"
+    config.write_text(yaml.safe_dump({"rules": RULES, "gates": {
+        "failure_domain": {"nova": "aggregate", "match": "rack-.*"}, "per_domain": {"max_count": 1}}}))
+    hosts = tmp_path / "hosts.txt"  # rack-1: compute-01..05, rack-2: compute-06..10; no zones
+    hosts.write_text("\n".join(f"compute-{n:02d} - rack-{(n - 1) // 5 + 1}" for n in range(1, 11)) + "\n\n")
+    out = CliRunner().invoke(main, ["replay", "--config", str(config), "--hosts", str(hosts), str(history)])
+    assert out.exit_code == 0, out.output
+    assert "gate domain_limit: 2 hosts down in failure domain rack-1, more than the 1 allowed" in out.output
+    assert "would fence it with driver manual, then nova force_down, then nova disable on compute-06" in out.output
+    assert out.output.splitlines()[-1].startswith("replay: 3 signals, 3 incidents, 1 would be fenced")
