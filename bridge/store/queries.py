@@ -651,7 +651,10 @@ class _IntakeBatch:
         before = max((r for r in self._reports(sig) if r.incident_id == inc.id and r.id != sig.id),
                      key=lambda r: r.id, default=None)
         if before is not None and before.id > sig.id:
-            return  # an older report of the alert, taken in late: the latest one still counts
+            # an older report of the alert, taken in late: the latest one still counts; a
+            # suspected incident looks again all the same (its gates count fire/resolve reports)
+            inc.nudge = inc.nudge or (inc.is_open and inc.state == sm.SUSPECTED)
+            return
         firing_before = inc.firing_total()
         if before is not None:
             counts = inc.counts[before.status]
