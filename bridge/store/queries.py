@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import incidents as sm
 from bridge.effects import Evidence, Outcome
@@ -15,7 +14,7 @@ from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
 from bridge import servers as sv
-from bridge.store import arrivals, gating, prepared, server_actions
+from bridge.store import arrivals, gating, prepared, receipts, server_actions
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
@@ -119,13 +118,8 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
     return values
 
 
-# the columns a webhook stores for each signal, bound by name into one statement compiled once
-_STORED = ("dedup_key", "source", "fingerprint", "status", "labels", "annotations", "starts_at", "ends_at",
-           "received_at", "last_seen_at", "repeats", "raw", "rule", "kind", "candidate_host", "note")
-
-
 def _stored(signal: Signal, mapping: Mapping, now: datetime) -> dict:
-    """A signal's row as the webhook stores it (_STORED)."""
+    """A signal's row as the webhook stores it (receipts.COLUMNS)."""
     return {"dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
             "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
             "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now, "last_seen_at": now,
@@ -161,21 +155,13 @@ class Store(Reads):
         self.engine = engine
         self.reader = readers(engine)  # transactions that only read take no write lock
         self._write_lock = WriteLock(engine)
-        self._insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)
-        self._upsert_signal = self._signal_upsert()
+        self._upsert_signals = receipts.SignalUpsert(engine.dialect)
         self._receipts = GroupCommit(self._store_groups, name="receipts")
 
     def _write(self):
         return writing(self.engine, self._write_lock)
 
     # ---- signals -------------------------------------------------------------------
-
-    def _signal_upsert(self):
-        stmt = self._insert(signals).values({c: sa.bindparam(c, type_=signals.c[c].type) for c in _STORED})
-        return stmt.on_conflict_do_update(
-            index_elements=[signals.c.dedup_key],
-            set_={"repeats": signals.c.repeats + 1, "last_seen_at": stmt.excluded.last_seen_at},
-        ).returning(signals.c.dedup_key, signals.c.id, signals.c.repeats)
 
     def add_signals(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> list[dict]:
         """Store signals durably; a signal seen before only bumps its repeat count. Returns once
@@ -201,10 +187,10 @@ class Store(Reads):
         with self._write() as conn:
             for batch in rounds:
                 values = [_stored(*groups[g][0][i], groups[g][1]) for g, i in batch]
-                rows = {row.dedup_key: row for row in conn.execute(self._upsert_signal, values)}
+                rows = self._upsert_signals.run(conn, values)
                 for (g, i), stored in zip(batch, values):
-                    row = rows[stored["dedup_key"]]
-                    out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": stored["fingerprint"],
+                    signal_id, repeats = rows[stored["dedup_key"]]
+                    out[g][i] = {"id": signal_id, "duplicate": repeats > 0, "fingerprint": stored["fingerprint"],
                                  "status": stored["status"], "rule": stored["rule"], "kind": stored["kind"],
                                  "candidate_host": stored["candidate_host"], "note": stored["note"]}
         return out
