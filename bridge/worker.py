@@ -82,10 +82,14 @@ class BufferingThreadWorker(ThreadWorker):
         if conn.parser is not None:  # bytes read ahead on a kept-alive connection
             conn.framing.feed(conn.parser.unreader.take_buffered())
         conn.sock.setblocking(False)
+        conn.polled = False
         self.reading[conn] = time.monotonic() + self.header_timeout
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
-        if conn.framing.state != MORE:
-            self.on_request_bytes(conn, conn.sock, received=b"")
+        # a kept-alive connection the poller saw readable usually holds its whole request: read
+        # it at once, without a round through the poller (register, wait, unregister)
+        self.on_request_bytes(conn, conn.sock, received=b"" if conn.framing.state != MORE else None)
+        if conn in self.reading:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
+            conn.polled = True
 
     def on_request_bytes(self, conn, _client, received: bytes | None = None):
         if received is None:
@@ -164,7 +168,9 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _stop_reading(self, conn):
         del self.reading[conn]
-        self.poller.unregister(conn.sock)
+        if conn.polled:
+            self.poller.unregister(conn.sock)
+            conn.polled = False
 
     def murder_pending(self):
         super().murder_pending()
