@@ -198,10 +198,7 @@ class Store(Reads):
     def unprocessed_signals(self, limit: int = 100) -> list[dict]:
         """The oldest signals not yet taken in: what intake needs of each."""
         with self.reader.connect() as conn:
-            rows = conn.execute(sa.select(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
-                                          signals.c.kind, signals.c.candidate_host, signals.c.note)
-                                .where(signals.c.processed_at.is_(None)).order_by(signals.c.id).limit(limit))
-            return [_row(r) for r in rows]
+            return [_row(r) for r in conn.execute(_UNPROCESSED, {"limit": limit})]
 
     def intake(self, signal_id: int, host: str | None, note: str, now: datetime, *,
                dry_run: bool, confirmation_window: float) -> int | None:
@@ -512,6 +509,9 @@ class Store(Reads):
 
 
 # intake's statements, built once; each runs once per batch (or per source, per new incident)
+_UNPROCESSED = (sa.select(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status, signals.c.kind,
+                          signals.c.candidate_host, signals.c.note)
+                .where(signals.c.processed_at.is_(None)).order_by(signals.c.id).limit(sa.bindparam("limit")))
 _CLAIM_SIGNALS = (signals.update().where(signals.c.id.in_(sa.bindparam("signal_ids", expanding=True)),
                                          signals.c.processed_at.is_(None))
                   .values(processed_at=sa.bindparam("taken_at", type_=UTCDateTime))
