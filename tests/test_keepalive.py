@@ -11,6 +11,7 @@ from bridge.worker import BufferingThreadWorker
 class Conn:
     def __init__(self, sock: socket.socket, timeout: float):
         self.sock, self.timeout, self.closed = sock, timeout, False
+        self.client = None  # a socket pair has no address: never the poller's own webhook path
 
     def close(self):
         self.closed = True

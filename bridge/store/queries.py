@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
@@ -167,6 +168,10 @@ class Store(Reads):
         """Store signals durably; a signal seen before only bumps its repeat count. Returns once
         they are committed, together with whatever other requests stored meanwhile (group commit)."""
         return self._receipts.submit((list(items), now))
+
+    def add_signals_later(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> Future:
+        """add_signals() without waiting: the future gives its result once committed."""
+        return self._receipts.submit_later((list(items), now))
 
     def _store_groups(self, groups: list[tuple[list[tuple[Signal, Mapping]], datetime]]) -> list[list[dict]]:
         """Every request's signals in one transaction, one statement for all of them (or one per
