@@ -75,6 +75,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.max_body = server["max_body_bytes"]
         self.max_head = self.cfg.limit_request_line + self.cfg.limit_request_fields * (
             self.cfg.limit_request_field_size + 2)
+        self.keepalive_on = bool(self.cfg.keepalive)  # gunicorn's Config is slow to read per request
         self.reading: dict = {}  # conn -> deadline, for connections the poller is reading
         self.draining: dict = {}  # conn -> deadline, for refused connections being closed
         super().init_process()
@@ -250,7 +251,7 @@ class BufferingThreadWorker(ThreadWorker):
         if self.nr >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
-        return (not plain.close and self.alive and bool(self.cfg.keepalive)
+        return (not plain.close and self.alive and self.keepalive_on
                 and len(self.keepalived_conns) < self.max_keepalived)
 
     def murder_keepalived(self, force=False):

@@ -104,7 +104,7 @@ def test_the_worker_answers_a_plain_webhook_without_the_wsgi_app():
     worker = BufferingThreadWorker.__new__(BufferingThreadWorker)
     worker.cfg, worker.wsgi, worker.log = Config(), App(), SimpleNamespace(access_log_enabled=False)
     worker.nr, worker.max_requests, worker.alive = 0, 1000, True
-    worker.keepalived_conns, worker.max_keepalived = deque(), 10
+    worker.keepalived_conns, worker.max_keepalived, worker.keepalive_on = deque(), 10, True
     server, client = socket.socketpair()
     conn = TConn(worker.cfg, server, ("127.0.0.1", 5000), None)
     conn.framing, conn.buffered = framed(request()), True
@@ -276,7 +276,7 @@ def poller_worker(webhooks) -> BufferingThreadWorker:
     worker.cfg, worker.wsgi, worker.log = Config(), App(), SimpleNamespace(access_log_enabled=False, debug=print)
     worker.wsgi.extensions["bridge"]["webhooks"] = webhooks
     worker.nr, worker.max_requests, worker.alive, worker.nr_conns = 0, 1000, True, 1
-    worker.keepalived_conns, worker.max_keepalived = deque(), 10
+    worker.keepalived_conns, worker.max_keepalived, worker.keepalive_on = deque(), 10, True
     worker.poller, worker.method_queue, worker.tpool = selectors.DefaultSelector(), Now(), Pool()
     worker.reading, worker.draining = {}, {}
     worker.max_head, worker.max_body, worker.header_timeout, worker.body_timeout = 65536, 65536, 10, 10
@@ -333,3 +333,13 @@ def test_what_the_socket_does_not_take_at_once_a_thread_sends():
     [(head, body)] = received
     assert head.startswith(b"HTTP/1.1 202 ACCEPTED") and len(json.loads(body)["pad"]) == 4_000_000
     server.close(), client.close()
+
+
+def test_an_answer_is_dated_now_as_gunicorn_dates_it():
+    from gunicorn.util import http_date
+
+    from bridge.fastpath import response
+    before = http_date()
+    head = response(Answer(202, b"{}\n"), True).split(b"\r\n\r\n")[0].decode()
+    after = http_date()
+    assert re.search(r"\r\nDate: ([^\r]+)", head).group(1) in {before, after}
