@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "server": {
         "bind": "127.0.0.1:8080",
         "workers": 2,
-        "threads": 32,  # request threads mostly wait for a group commit: more of them, bigger groups
+        "threads": 32,  # for the admin API and webhooks over 64 KiB (a smaller one needs no thread)
         "max_body_bytes": 1024 * 1024,
         "worker_connections": 1000,
         "keepalive": 75,  # longer than senders keep idle connections: they close first, no reset race

@@ -229,12 +229,13 @@ class Engine:
 
     # ---- steps -----------------------------------------------------------------------
 
-    def facts(self, snapshot, now: datetime) -> Facts:
+    def facts(self, snapshot, now: datetime, read: tuple | None = None) -> Facts:
+        """`read`: (snapshot, facts) of the same incident a moment ago (GateInputs.facts_for)."""
         return Facts(now=now, incident=snapshot.incident, signals=snapshot.signals, evidence=snapshot.evidence,
                      proof=snapshot.proof, policy=self.policy, plan=self.fencing.plan(snapshot.incident.host),
                      servers=snapshot.servers,
                      rules=server_actions.rules_of(self.store, snapshot.incident, self.policy.servers),
-                     **self.gating.facts_for(snapshot, now))
+                     **self.gating.facts_for(snapshot, now, read))
 
     def step(self, incident_id: int, handed: Handed | None = None) -> bool:
         """Advance one incident as far as it goes without waiting. True if it moved.
@@ -303,10 +304,11 @@ class Engine:
             facts = self.facts(claim, now)
             decision = sm.decide(facts)
             if decision.effect is not None and decision.effect.mutates and not leased:
+                read = (claim, facts)
                 claim, leased = self.store.claim(incident_id, self.owner, now, lease), True
                 if claim is None:
                     return False
-                facts = self.facts(claim, now)
+                facts = self.facts(claim, now, read)
                 decision = sm.decide(facts)
             outcome = None
             if decision.effect is not None:
@@ -326,7 +328,7 @@ class Engine:
                 return False
             self.gating.fired(incident_id, decision, now)
             if decision.to_state == sm.FENCING:
-                self.gating.invalidate()  # one more fencing start for the rate limit
+                self.gating.fencing_started(now)  # one more for the rate limit
             if decision.to_state:
                 unobserved.append((claim.incident, decision, outcome, now))
             if not go_on:

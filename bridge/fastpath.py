@@ -12,6 +12,7 @@ Flask judge it. What is answered is bridge/api/alerts.Webhooks.answer(), as the 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -56,10 +57,10 @@ def plain_request(framing: RequestFraming, cfg) -> Plain | None:
     if (line is None or line.group(2).decode() not in PARSERS or len(lines) - 1 > cfg.limit_request_fields
             or (cfg.limit_request_line and len(lines[0]) > cfg.limit_request_line)):
         return None
-    headers, names = [], set()
+    headers, names, field_size = [], set(), cfg.limit_request_field_size  # gunicorn's Config: read once
     for field in lines[1:]:
         match = _FIELD.fullmatch(field)
-        if match is None or len(field) > cfg.limit_request_field_size:
+        if match is None or len(field) > field_size:
             return None
         name = match.group(1).decode().upper()
         if name in names or name in _GENERAL:
@@ -72,9 +73,21 @@ def plain_request(framing: RequestFraming, cfg) -> Plain | None:
                  bytes(buf[head_end:]))
 
 
+_date: tuple[int, str] = (0, "")  # the Date field of this second
+
+
+def date_now() -> str:
+    """gunicorn's http_date() of now, formatted once a second."""
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, http_date(second))
+    return _date[1]
+
+
 def response(answer: Answer, keepalive: bool) -> bytes:
     """The answer as gunicorn sends Flask's response: the same status line, fields and order."""
-    head = [f"HTTP/1.1 {_STATUS[answer.status]}", f"Server: {SERVER}", f"Date: {http_date()}",
+    head = [f"HTTP/1.1 {_STATUS[answer.status]}", f"Server: {SERVER}", f"Date: {date_now()}",
             f"Connection: {'keep-alive' if keepalive else 'close'}", "Content-Type: application/json",
             f"Content-Length: {len(answer.body)}", *(f"{name}: {value}" for name, value in answer.headers.items())]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body

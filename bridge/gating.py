@@ -1,6 +1,7 @@
 """Gathers what the safety gates read, so that decide() stays pure: the fleet view (shared by
-every step of a round, read again after intake, after a fencing start, or when view_ttl old),
-one host's view, its approvals, Alertmanager's silences (cached) and whether Nova answers.
+every step of a round, read again after intake or when view_ttl old, its count of fencing
+starts after each start), one host's view, its approvals, Alertmanager's silences (cached)
+and whether Nova answers.
 
 Only incidents about to start fencing (suspected) need any of it; other steps read nothing.
 """
@@ -171,8 +172,18 @@ class GateInputs:
                 self.record.append((now, incident_id, gate, effect, decision.cause))
 
     def invalidate(self) -> None:
-        """Something the fleet view counts changed (signals taken in, a fencing start)."""
+        """Something the fleet view counts changed (signals taken in)."""
         self._fleet = None
+
+    def fencing_started(self, now: datetime) -> None:
+        """A fencing start was committed: the rate limit's count is read again (one query, not
+        the whole view: a start changes nothing else the view holds)."""
+        with self._lock:
+            if self._fleet is None or self.limits.rate_hosts is None:
+                return
+            with self.store.reader.connect() as conn:
+                started = reads.fencing_starts(conn, now, self.limits)
+            self._fleet = self.last = dataclasses.replace(self._fleet, started=started)
 
     def fleet(self, now: datetime) -> Fleet:
         with self._lock:
@@ -194,13 +205,27 @@ class GateInputs:
             self._read_at, self._read_for = time.monotonic(), now
             return self._fleet
 
-    def facts_for(self, snapshot, now: datetime) -> dict[str, Any]:
-        """Facts fields for this snapshot: only a suspected incident's gates are checked."""
+    def facts_for(self, snapshot, now: datetime, read: tuple[Any, sm.Facts] | None = None) -> dict[str, Any]:
+        """Facts fields for this snapshot: only a suspected incident's gates are checked.
+
+        `read`: an earlier snapshot of the incident and the facts gathered for it at the same
+        `now` (the engine's unleased look, just before it took the lease). When the claim shows
+        the incident exactly as then (same row, counts, evidence, and no event since: every
+        signal taken in for a suspected incident nudges it), the host's view and approvals read
+        for it are still the same: they are not read twice."""
         inc = snapshot.incident
         if inc.state != sm.SUSPECTED:
             return {}
         fleet = self.fleet(now)
+        if read is not None and _unchanged(read[0], snapshot) and read[1].now == now:
+            return {"fleet": fleet, "host": read[1].host, "approvals": read[1].approvals}
         with self.store.reader.connect() as conn:
             host = reads.host_view(conn, inc.id, inc.host, now, self.limits, self.domain)
             approvals = reads.approved(conn, inc.id)
         return {"fleet": fleet, "host": host, "approvals": approvals}
+
+
+def _unchanged(before, after) -> bool:
+    """Whether two snapshots show an incident alike in everything its gates' inputs follow."""
+    return (before.incident == after.incident and before.nudges == after.nudges
+            and before.signals == after.signals and before.evidence == after.evidence)

@@ -12,8 +12,10 @@ request is waiting on it: a busy poller can reach the time-out after the next re
 and before it saw it, and closing then resets a valid request. For the same reason, what a
 client sent before its header or body time-out is read before it is answered 408.
 
-A plain webhook request is answered by the thread straight from the buffered bytes
-(bridge/fastpath.py), without WSGI or Flask; every other request as gunicorn does.
+A plain webhook request is answered straight from the buffered bytes (bridge/fastpath.py),
+without WSGI or Flask: one with a small body by the poller itself, which hands its signals to
+the receipts' group commit and sends the answer once they are committed (no thread waits for
+the commit), a larger one by a thread. Every other request is served as gunicorn does.
 """
 
 from __future__ import annotations
@@ -24,16 +26,22 @@ import json
 import selectors
 import socket
 import time
+from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import InternalServerError
 
 from bridge import fastpath
-from bridge.framing import MORE, TOO_LARGE, RequestFraming
+from bridge.api.alerts import Answer
+from bridge.framing import MORE, TOO_LARGE, UNFRAMED, RequestFraming
 
 _DRAIN_SECONDS = 2.0  # after a 413/408, how long to read and drop what the client still sends
+# a plain webhook up to this size (head and body) is parsed by the poller itself (answer_here);
+# a larger one by a thread, so that no parse holds the poller long
+INLINE_BYTES = 65536
 
 
 def error_response(status: int, reason: str, message: str) -> bytes:
@@ -67,6 +75,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.max_body = server["max_body_bytes"]
         self.max_head = self.cfg.limit_request_line + self.cfg.limit_request_fields * (
             self.cfg.limit_request_field_size + 2)
+        self.keepalive_on = bool(self.cfg.keepalive)  # gunicorn's Config is slow to read per request
         self.reading: dict = {}  # conn -> deadline, for connections the poller is reading
         self.draining: dict = {}  # conn -> deadline, for refused connections being closed
         super().init_process()
@@ -82,10 +91,14 @@ class BufferingThreadWorker(ThreadWorker):
         if conn.parser is not None:  # bytes read ahead on a kept-alive connection
             conn.framing.feed(conn.parser.unreader.take_buffered())
         conn.sock.setblocking(False)
+        conn.polled = False
         self.reading[conn] = time.monotonic() + self.header_timeout
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
-        if conn.framing.state != MORE:
-            self.on_request_bytes(conn, conn.sock, received=b"")
+        # a kept-alive connection the poller saw readable usually holds its whole request: read
+        # it at once, without a round through the poller (register, wait, unregister)
+        self.on_request_bytes(conn, conn.sock, received=b"" if conn.framing.state != MORE else None)
+        if conn in self.reading:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
+            conn.polled = True
 
     def on_request_bytes(self, conn, _client, received: bytes | None = None):
         if received is None:
@@ -109,12 +122,98 @@ class BufferingThreadWorker(ThreadWorker):
             return
         # COMPLETE, or UNFRAMED: gunicorn's parser answers that with a 400 from the buffer
         conn.buffered = True
+        if state != UNFRAMED and self.answer_here(conn):
+            return
         conn.sock.setblocking(True)
         super().enqueue_req(conn)
 
+    # ---- a plain webhook, answered by the poller ----------------------------------------
+
+    def answer_here(self, conn) -> bool:
+        """A plain webhook of a small body is answered without a thread: checked and parsed
+        here, stored by the receipts' group commit, and answered here once that commits
+        (webhook_stored). A thread would only wait for the commit, and waking it twice costs
+        more than the work. True if taken."""
+        if not isinstance(conn.client, tuple) or len(conn.framing.buf) > INLINE_BYTES:
+            return False
+        plain = fastpath.plain_request(conn.framing, self.cfg)
+        if plain is None:
+            return False
+        conn.buffered = False
+        start = datetime.now()
+        webhooks = self.wsgi.extensions["bridge"]["webhooks"]
+        try:
+            checked = webhooks.check(plain.source, plain.header("AUTHORIZATION"), conn.client[0], lambda: plain.body)
+        except Exception:
+            checked = self._failed(webhooks, plain)
+        if isinstance(checked, Answer):
+            self.webhook_answered(conn, plain, checked, start)
+            return True
+        stored = webhooks.store.add_signals_later(checked, webhooks.clock())
+        stored.add_done_callback(
+            lambda done: self.method_queue.defer(self.webhook_stored, conn, plain, checked, done, start))
+        return True
+
+    def webhook_stored(self, conn, plain: fastpath.Plain, mapped: list, done: Future, start: datetime) -> None:
+        webhooks = self.wsgi.extensions["bridge"]["webhooks"]
+        exc = done.exception()
+        try:
+            if exc is None:
+                answer = webhooks.stored(plain.source, mapped, done.result())
+            elif isinstance(exc, SQLAlchemyError):
+                answer = webhooks.not_stored(plain.source, mapped, exc)
+            else:
+                raise exc
+        except Exception:
+            answer = self._failed(webhooks, plain)
+        self.webhook_answered(conn, plain, answer, start)
+
+    def _failed(self, webhooks, plain: fastpath.Plain) -> Answer:
+        """Answered 500 and logged, as Flask does."""
+        self.wsgi.logger.exception("Exception on %s [POST]", plain.path)
+        return webhooks.error(500, InternalServerError.description)
+
+    def webhook_answered(self, conn, plain: fastpath.Plain, answer: Answer, start: datetime) -> None:
+        """Send the answer from the poller, then keep the connection as gunicorn's
+        finish_request does. What the socket does not take at once is sent by a thread."""
+        keepalive = self._count_request(plain)
+        response = fastpath.response(answer, keepalive)
+        try:
+            sent = conn.sock.send(response)
+        except OSError as exc:
+            self.log.debug("Ignoring socket error after a webhook: %s", exc)
+            sent, keepalive = len(response), False
+        if self.log.access_log_enabled:
+            self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
+        if sent < len(response):
+            conn.buffered = True  # handle() sends the rest
+            conn.rest, conn.keep = response[sent:], keepalive
+            conn.sock.setblocking(True)
+            super().enqueue_req(conn)
+        elif keepalive:
+            conn.set_timeout()
+            if not self.alive:
+                conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+            self.keepalived_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+        else:
+            self.nr_conns -= 1
+            conn.close()
+
     def handle(self, conn):
-        """In a thread: a plain webhook answered at once; else give the parser the buffered
-        request, then serve it as gunicorn does."""
+        """In a thread: the rest of an answer the poller began to send; a plain webhook answered
+        at once; else give the parser the buffered request, then serve it as gunicorn does."""
+        rest = getattr(conn, "rest", None)
+        if rest is not None:
+            conn.rest = None
+            conn.buffered = False
+            conn.init()  # blocking, and the parser gunicorn's finish_request reads
+            try:
+                conn.sock.sendall(rest)
+            except OSError as exc:
+                self.log.debug("Ignoring socket error after a webhook: %s", exc)
+                return False
+            return conn.keep
         plain = fastpath.plain_request(conn.framing, self.cfg) if isinstance(conn.client, tuple) else None
         if plain is not None:
             conn.buffered = False
@@ -129,12 +228,7 @@ class BufferingThreadWorker(ThreadWorker):
         log), around Webhooks.answer(). True to keep the connection."""
         conn.init()  # gunicorn's finish_request reads the parser's buffer (empty here)
         start = datetime.now()
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-        keepalive = (not plain.close and self.alive and bool(self.cfg.keepalive)
-                     and len(self.keepalived_conns) < self.max_keepalived)
+        keepalive = self._count_request(plain)
         webhooks = self.wsgi.extensions["bridge"]["webhooks"]
         try:
             answer = webhooks.answer(plain.source, plain.header("AUTHORIZATION"), conn.client[0], lambda: plain.body)
@@ -151,6 +245,15 @@ class BufferingThreadWorker(ThreadWorker):
                 self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
         return keepalive
 
+    def _count_request(self, plain: fastpath.Plain) -> bool:
+        """What gunicorn's handle_request counts for a request; whether to keep the connection."""
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+        return (not plain.close and self.alive and self.keepalive_on
+                and len(self.keepalived_conns) < self.max_keepalived)
+
     def murder_keepalived(self, force=False):
         """Idle connections past server.keepalive are closed; one whose client has sent its next
         request meanwhile is served instead."""
@@ -164,7 +267,9 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _stop_reading(self, conn):
         del self.reading[conn]
-        self.poller.unregister(conn.sock)
+        if conn.polled:
+            self.poller.unregister(conn.sock)
+            conn.polled = False
 
     def murder_pending(self):
         super().murder_pending()

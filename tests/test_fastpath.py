@@ -2,13 +2,17 @@
 
 import json
 import re
+import selectors
 import socket
+import threading
 from collections import deque
+from concurrent.futures import Future
 from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config
 from gunicorn.workers.gthread import TConn
+from sqlalchemy.exc import OperationalError
 
 from bridge.api.alerts import Answer
 from bridge.fastpath import plain_request
@@ -17,6 +21,7 @@ from bridge.worker import BufferingThreadWorker
 from tests.conftest import sample_json
 from tests.harness.bridge_process import WEBHOOK_TOKEN
 from tests.harness.procs import wait_until
+from tests.test_keepalive import Pool
 
 CFG = SimpleNamespace(limit_request_line=4094, limit_request_fields=100, limit_request_field_size=8190)
 BODY = b'{"version": "4", "alerts": []}'
@@ -99,7 +104,7 @@ def test_the_worker_answers_a_plain_webhook_without_the_wsgi_app():
     worker = BufferingThreadWorker.__new__(BufferingThreadWorker)
     worker.cfg, worker.wsgi, worker.log = Config(), App(), SimpleNamespace(access_log_enabled=False)
     worker.nr, worker.max_requests, worker.alive = 0, 1000, True
-    worker.keepalived_conns, worker.max_keepalived = deque(), 10
+    worker.keepalived_conns, worker.max_keepalived, worker.keepalive_on = deque(), 10, True
     server, client = socket.socketpair()
     conn = TConn(worker.cfg, server, ("127.0.0.1", 5000), None)
     conn.framing, conn.buffered = framed(request()), True
@@ -228,3 +233,113 @@ def test_hostile_plain_webhooks_get_a_4xx_store_nothing_and_stall_no_worker(brid
             sock.close()
     stored = {s["fingerprint"] for s in bridge.request("GET", "/v1/signals").json()["signals"]}
     assert stored == {"h5"}  # nothing of the hostile ones, nor the unfinished ones
+
+
+# ---- answered by the poller: no thread, and the 202 only once the commit is done ---------
+
+class HeldStore:
+    """The receipts' group commit, holding each group until the test commits or fails it."""
+
+    def __init__(self):
+        self.pending: list[Future] = []
+
+    def add_signals_later(self, items, now):
+        self.pending.append(Future())
+        return self.pending[-1]
+
+
+class StoringWebhooks:
+    """Webhooks.check/stored/not_stored as the worker calls them; `size`: the 202 body's size."""
+
+    def __init__(self, size: int = 16):
+        self.store, self.clock, self.size = HeldStore(), lambda: None, size
+
+    def check(self, source, authorization, remote_addr, read_body):
+        return [(source, read_body())]
+
+    def stored(self, source, mapped, stored):
+        return Answer(202, json.dumps({"signals": stored, "pad": "x" * self.size}).encode() + b"\n")
+
+    def not_stored(self, source, mapped, exc):
+        return Answer(503, b'{"error":"retry"}\n')
+
+
+class Now:
+    """gunicorn's method queue, running each deferred call at once (the poller is the test)."""
+
+    def defer(self, callback, *args):
+        callback(*args)
+
+
+def poller_worker(webhooks) -> BufferingThreadWorker:
+    worker = BufferingThreadWorker.__new__(BufferingThreadWorker)
+    worker.cfg, worker.wsgi, worker.log = Config(), App(), SimpleNamespace(access_log_enabled=False, debug=print)
+    worker.wsgi.extensions["bridge"]["webhooks"] = webhooks
+    worker.nr, worker.max_requests, worker.alive, worker.nr_conns = 0, 1000, True, 1
+    worker.keepalived_conns, worker.max_keepalived, worker.keepalive_on = deque(), 10, True
+    worker.poller, worker.method_queue, worker.tpool = selectors.DefaultSelector(), Now(), Pool()
+    worker.reading, worker.draining = {}, {}
+    worker.max_head, worker.max_body, worker.header_timeout, worker.body_timeout = 65536, 65536, 10, 10
+    return worker
+
+
+def test_the_poller_answers_a_small_webhook_once_its_commit_is_done_and_keeps_the_connection():
+    webhooks = StoringWebhooks()
+    worker = poller_worker(webhooks)
+    server, client = socket.socketpair()
+    conn = TConn(worker.cfg, server, ("127.0.0.1", 5000), None)
+    client.sendall(request())
+    worker.enqueue_req(conn)
+    [commit] = webhooks.store.pending
+    client.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        client.recv(1)  # not a byte before the commit
+    commit.set_result([{"id": 7}])
+    client.settimeout(5)
+    head, _, body = client.recv(65536).partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 202 ACCEPTED" and json.loads(body)["signals"] == [{"id": 7}]
+    assert worker.tpool.given == [] and list(worker.keepalived_conns) == [conn] and worker.nr == 1
+    assert [key.fileobj for key in worker.poller.get_map().values()] == [server]  # waiting for the next one
+    server.close(), client.close()
+
+
+def test_a_failed_commit_is_answered_503_by_the_poller():
+    webhooks = StoringWebhooks()
+    worker = poller_worker(webhooks)
+    server, client = socket.socketpair()
+    client.sendall(request())
+    worker.enqueue_req(TConn(worker.cfg, server, ("127.0.0.1", 5000), None))
+    webhooks.store.pending[0].set_exception(OperationalError("INSERT", {}, Exception("disk I/O error")))
+    client.settimeout(5)
+    assert client.recv(65536).startswith(b"HTTP/1.1 503 SERVICE UNAVAILABLE\r\n")
+    server.close(), client.close()
+
+
+def test_what_the_socket_does_not_take_at_once_a_thread_sends():
+    webhooks = StoringWebhooks(size=4_000_000)
+    worker = poller_worker(webhooks)
+    server, client = socket.socketpair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    conn = TConn(worker.cfg, server, ("127.0.0.1", 5000), None)
+    client.sendall(request())
+    worker.enqueue_req(conn)
+    webhooks.store.pending[0].set_result([])
+    assert worker.tpool.given == [conn] and not worker.keepalived_conns  # the rest: a thread's
+    received = []
+    reader = threading.Thread(target=lambda: received.append(answer(client, b"")))
+    reader.start()
+    assert worker.handle(conn) is True
+    reader.join(10)
+    [(head, body)] = received
+    assert head.startswith(b"HTTP/1.1 202 ACCEPTED") and len(json.loads(body)["pad"]) == 4_000_000
+    server.close(), client.close()
+
+
+def test_an_answer_is_dated_now_as_gunicorn_dates_it():
+    from gunicorn.util import http_date
+
+    from bridge.fastpath import response
+    before = http_date()
+    head = response(Answer(202, b"{}\n"), True).split(b"\r\n\r\n")[0].decode()
+    after = http_date()
+    assert re.search(r"\r\nDate: ([^\r]+)", head).group(1) in {before, after}

@@ -371,3 +371,35 @@ def test_retention_deletes_an_old_incident_with_its_approvals(gated):
     assert done["incidents"] == 1
     with bridge.store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(approvals)).scalar() == 0
+
+
+def test_a_claimed_step_reads_the_hosts_view_once_and_again_if_an_alert_came_meanwhile(gated, monkeypatch):
+    """The engine looks at a suspected incident, then takes its lease to start fencing: the
+    host's view read for the look serves the claim unless the incident changed in between.
+    Here a second report between the look and the claim makes it flap: held, not fenced."""
+    from bridge import gating
+
+    views = []
+    read_view = gating.reads.host_view
+    monkeypatch.setattr(gating.reads, "host_view", lambda *args: views.append(args[1]) or read_view(*args))
+    bridge = gated(flapping={"changes": 2, "window": 600})
+    bridge.post_alert(alerts("compute-01"))
+    bridge.settle()
+    assert by_host(bridge)["compute-01"]["state"] == sm.FENCING
+    assert len(views) == 1  # the look and the claim: one read
+
+    claim = bridge.store.claim
+
+    def alert_then_claim(*args, **kwargs):
+        monkeypatch.setattr(bridge.store, "claim", claim)
+        bridge.post_alert(alerts("compute-02", alertname="NodeDown"))
+        bridge.engine.intake_pending()
+        return claim(*args, **kwargs)
+
+    bridge.post_alert(alerts("compute-02"))
+    bridge.engine.intake_pending()
+    monkeypatch.setattr(bridge.store, "claim", alert_then_claim)
+    bridge.settle()
+    held = by_host(bridge)["compute-02"]
+    assert (held["state"], gate_of(held)) == (sm.HELD, "flapping")
+    assert views.count(held["id"]) >= 2

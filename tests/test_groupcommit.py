@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from bridge.rules import UNMATCHED, Mapping
 from bridge.signals import FIRING, Signal
+from bridge.store import receipts
 from bridge.store.groupcommit import GroupCommit
 from tests.test_leases import at_once, errors
 
@@ -43,3 +44,32 @@ def test_an_alert_twice_in_one_group_is_stored_once_and_then_counted_as_a_repeat
     assert [r["duplicate"] for r in first + again] == [False, False, True, True]
     assert first[0]["id"] == again[0]["id"] == again[1]["id"] != first[1]["id"]
     assert {s["fingerprint"]: s["repeats"] for s in bridge.store.list_signals()} == {"fp-1": 2, "fp-2": 0}
+
+
+def test_stored_signals_read_back_as_sent_even_over_one_statements_rows(bridge):
+    """The receipts' upsert (bridge/store/receipts.py) converts each value as its column type
+    does: readers get the same labels, times (aware, UTC, microseconds kept), raw body and
+    mapping back. A group larger than one statement's rows goes in several statements."""
+    at = datetime(2026, 11, 24, 19, 17, 7, 392108, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 9, 0, 0, 1, tzinfo=timezone.utc)
+    labels = {"alertname": "HostDown", "openstack_host": "compute-01", "note": "naïve \u2603 \"quoted\"\n"}
+    mapping = Mapping("compute-host-down", "host_down", "compute-01", "matched rule compute-host-down")
+    alerts = [Signal("alertmanager", f"fp-{n}", FIRING, labels, {"summary": "down"}, at,
+                     at.replace(year=2027) if n % 2 else None, {"n": n, "nested": [1, {"a": None}]})
+              for n in range(receipts.ROWS_PER_STATEMENT + 7)]
+    [stored] = bridge.store._store_groups([([(a, mapping) for a in alerts], now)])
+    assert len({s["id"] for s in stored}) == len(alerts) and not any(s["duplicate"] for s in stored)
+    by_fingerprint = {s["fingerprint"]: s for s in bridge.store.list_signals(limit=10_000)}
+    for alert in (alerts[0], alerts[1], alerts[-1]):
+        row = by_fingerprint[alert.fingerprint]
+        assert (row["labels"], row["annotations"], row["raw"]) == (alert.labels, alert.annotations, alert.raw)
+        assert (row["starts_at"], row["ends_at"], row["received_at"], row["last_seen_at"]) == (
+            alert.starts_at, alert.ends_at, now, now)
+        assert (row["rule"], row["kind"], row["candidate_host"], row["note"], row["repeats"]) == (
+            mapping.rule, mapping.kind, mapping.candidate, mapping.note, 0)
+        assert row["dedup_key"] == alert.dedup_key and row["processed_at"] is None
+    later = datetime(2026, 11, 26, 9, 5, tzinfo=timezone.utc)
+    [again] = bridge.store._store_groups([([(alerts[1], mapping)], later)])
+    assert again[0]["id"] == by_fingerprint["fp-1"]["id"] and again[0]["duplicate"]
+    row = next(s for s in bridge.store.list_signals(limit=10_000) if s["fingerprint"] == "fp-1")
+    assert (row["repeats"], row["received_at"], row["last_seen_at"]) == (1, now, later)

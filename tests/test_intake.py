@@ -84,3 +84,21 @@ def test_a_signal_that_arrives_while_signals_are_taken_in_makes_that_thread_go_r
     assert bridge.engine.intake_pending() is True  # takes it in
     assert bridge.engine.intake_pending() is False
     assert bridge.only_incident()["host"] == "compute-01"
+
+
+def test_an_older_report_taken_in_late_wakes_a_suspected_incident(bridge):
+    """Its count stays with the newer report, but the gates count every fire/resolve report
+    (flapping): the suspected incident must look again."""
+    first = bridge.post_alert(alert(fingerprint="a")).get_json()["signals"][0]["id"]
+    older = bridge.post_alert(alert(fingerprint="b")).get_json()["signals"][0]["id"]
+    newer = bridge.post_alert(alert(fingerprint="b", starts="2026-11-24T20:00:00Z")).get_json()["signals"][0]["id"]
+    store, now = bridge.store, bridge.clock()
+    store.intake_many([(first, "compute-01", "test"), (newer, "compute-01", "test")], now, dry_run=True,
+                      confirmation_window=600)
+    before = bridge.only_incident()
+    assert before["state"] == sm.SUSPECTED
+    store.intake_many([(older, "compute-01", "test")], now, dry_run=True, confirmation_window=600)
+    after = bridge.only_incident()
+    assert after["nudges"] == before["nudges"] + 1 and after["due_at"] == now
+    snap = store.snapshot(after["id"], now)
+    assert (snap.signals.firing, snap.signals.resolved) == ({"alertmanager": 2}, {})  # a and b, once each

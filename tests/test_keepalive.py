@@ -11,6 +11,7 @@ from bridge.worker import BufferingThreadWorker
 class Conn:
     def __init__(self, sock: socket.socket, timeout: float):
         self.sock, self.timeout, self.closed = sock, timeout, False
+        self.client = None  # a socket pair has no address: never the poller's own webhook path
 
     def close(self):
         self.closed = True
@@ -78,4 +79,31 @@ def test_a_request_that_came_whole_before_its_time_out_is_served_not_answered_40
     slow_client.settimeout(5)
     assert slow_client.recv(100).startswith(b"HTTP/1.1 408 ")  # half a head: 408
     for s in (late, late_client, slow_client):
+        s.close()
+
+
+def test_a_request_already_there_goes_to_a_thread_without_the_poller_and_the_rest_wait_for_it():
+    """A kept-alive connection the poller saw readable usually holds its whole request: it is
+    read at once. Half a request waits on the poller for the rest; a client gone is dropped."""
+    (whole, whole_client), (half, half_client), (gone, gone_client) = (socket.socketpair() for _ in range(3))
+    worker, _ = idle_worker([])
+    worker.pending_conns, worker.reading, worker.draining = deque(), {}, {}
+    worker.max_head, worker.max_body, worker.header_timeout, worker.body_timeout = 65536, 65536, 10, 10
+    worker.tpool = Pool()
+    whole_client.sendall(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    half_client.sendall(b"GET /healthz HTTP/1.1\r\nHost: br")
+    gone_client.close()
+    conns = [Conn(whole, 0), Conn(half, 0), Conn(gone, 0)]
+    worker.nr_conns = len(conns)
+    for conn in conns:
+        conn.parser = None
+        BufferingThreadWorker.enqueue_req(worker, conn)
+    assert worker.tpool.given == [conns[0]] and conns[0].buffered
+    assert [key.fileobj for key in worker.poller.get_map().values()] == [half]  # only the half one is polled
+    assert list(worker.reading) == [conns[1]] and conns[2].closed and worker.nr_conns == 2
+    half_client.sendall(b"idge\r\n\r\n")
+    for key, _ in worker.poller.select(5):
+        key.data(key.fileobj)
+    assert worker.tpool.given == [conns[0], conns[1]] and not worker.reading and not worker.poller.get_map()
+    for s in (whole, whole_client, half, half_client):
         s.close()

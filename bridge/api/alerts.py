@@ -51,6 +51,18 @@ class Webhooks:
                read_body: Callable[[], bytes]) -> Answer:
         """The answer to a POST to /v1/alerts/<source>. read_body() gives the body, or raises
         werkzeug's 413 above server.max_body_bytes; it is called only once the caller is known."""
+        checked = self.check(source, authorization, remote_addr, read_body)
+        if isinstance(checked, Answer):
+            return checked
+        try:
+            stored = self.store.add_signals(checked, self.clock())
+        except SQLAlchemyError as exc:
+            return self.not_stored(source, checked, exc)
+        return self.stored(source, checked, stored)
+
+    def check(self, source: str, authorization: str, remote_addr: str | None,
+              read_body: Callable[[], bytes]) -> Answer | list[tuple]:
+        """Everything before the store: the answer (a 4xx), or the mapped signals to store."""
         token = bearer_token(authorization)
         if self.windows is not None:
             over = self.windows.hit(f"{ratelimit.caller(token, remote_addr)}:{source}")
@@ -68,13 +80,16 @@ class Webhooks:
             signals = sources.parse(source, read_body())
         except sources.PayloadError as exc:
             return self.error(400, str(exc))
-        mapped = [(s, rules.classify(s, self.config["rules"])) for s in signals]
-        try:
-            stored = self.store.add_signals(mapped, self.clock())
-        except SQLAlchemyError:
-            log.exception("cannot store %d signal(s) from %s", len(mapped), source)
-            return self.error(503, "signals could not be stored; retry")  # every sender retries a 5xx
-        for signal in signals:
+        return [(s, rules.classify(s, self.config["rules"])) for s in signals]
+
+    def not_stored(self, source: str, mapped: list[tuple], exc: SQLAlchemyError) -> Answer:
+        """The store failed (logged with its traceback): every sender retries a 5xx."""
+        log.error("cannot store %d signal(s) from %s", len(mapped), source, exc_info=exc)
+        return self.error(503, "signals could not be stored; retry")
+
+    def stored(self, source: str, mapped: list[tuple], stored: list[dict]) -> Answer:
+        """The 202 once the signals are committed; the engine is woken for them."""
+        for signal, _ in mapped:
             metrics.signal_received(source, signal.status)
         if self.engine is not None:
             self.engine.wake(None)

@@ -58,9 +58,7 @@ def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] 
     if limits.storm_cooldown is not None:
         out["over_limit_at"] = mark(conn, STORM)
     if limits.rate_hosts is not None:
-        out["started"] = conn.execute(count.select_from(timeline).where(
-            timeline.c.to_state == sm.FENCING, timeline.c.from_state != sm.FENCING,
-            timeline.c.at >= now - timedelta(seconds=limits.rate_window))).scalar()
+        out["started"] = fencing_starts(conn, now, limits)
     if limits.burst_count is not None:
         out["opened"] = conn.execute(count.select_from(incidents).where(
             incidents.c.opened_at >= now - timedelta(seconds=limits.burst_window))).scalar()
@@ -78,19 +76,35 @@ def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] 
     return out
 
 
+# a step's reads, built once (a statement built per call costs SQLAlchemy more than running it)
+_OPENED_AT = sa.select(incidents.c.opened_at).where(incidents.c.id == sa.bindparam("incident_id"))
+_REPORTS = (sa.select(signals.c.source, signals.c.fingerprint, signals.c.status, signals.c.labels)
+            .where(signals.c.incident_id == sa.bindparam("incident_id")).order_by(signals.c.id))
+_SERVICE = sa.select(compute_hosts).where(compute_hosts.c.host == sa.bindparam("host"))
+_CHANGES = sa.select(sa.func.count()).select_from(signals).where(
+    signals.c.incident_id.in_(sa.select(incidents.c.id).where(incidents.c.host == sa.bindparam("host"))),
+    signals.c.received_at >= sa.bindparam("since", type_=UTCDateTime))
+_APPROVED = sa.select(approvals.c.gate).where(approvals.c.incident_id == sa.bindparam("incident_id"))
+_STARTS = sa.select(sa.func.count()).select_from(timeline).where(
+    timeline.c.to_state == sm.FENCING, timeline.c.from_state != sm.FENCING,
+    timeline.c.at >= sa.bindparam("since", type_=UTCDateTime))
+
+
+def fencing_starts(conn, now: datetime, limits: Limits) -> int:
+    """Fencing starts within limits.rate_window (the rate limit's count)."""
+    return conn.execute(_STARTS, {"since": now - timedelta(seconds=limits.rate_window)}).scalar()
+
+
 def host_view(conn, incident_id: int, host: str, now: datetime, limits: Limits,
               domain: Mapping[str, str] | None) -> HostView:
-    row = conn.execute(sa.select(incidents.c.opened_at).where(incidents.c.id == incident_id)).first()
-    reports = _latest(conn.execute(sa.select(signals.c.source, signals.c.fingerprint, signals.c.status,
-                                             signals.c.labels)
-                                   .where(signals.c.incident_id == incident_id).order_by(signals.c.id)))
+    row = conn.execute(_OPENED_AT, {"incident_id": incident_id}).first()
+    reports = _latest(conn.execute(_REPORTS, {"incident_id": incident_id}))
     labels = tuple(r.labels for r in reports.values() if r.status == FIRING)
-    service = conn.execute(sa.select(compute_hosts).where(compute_hosts.c.host == host)).first()
+    service = conn.execute(_SERVICE, {"host": host}).first()
     changes = 0
     if limits.flap_changes is not None:
-        changes = conn.execute(sa.select(sa.func.count()).select_from(signals).where(
-            signals.c.incident_id.in_(sa.select(incidents.c.id).where(incidents.c.host == host)),
-            signals.c.received_at >= now - timedelta(seconds=limits.flap_window))).scalar()
+        changes = conn.execute(_CHANGES, {"host": host,
+                                          "since": now - timedelta(seconds=limits.flap_window)}).scalar()
     return HostView(domain=_domain_of(list(labels), domain, service),
                     opened_at=row.opened_at if row else None, labels=labels, changes=changes,
                     service=dict(service._mapping) if service else None,
@@ -98,8 +112,7 @@ def host_view(conn, incident_id: int, host: str, now: datetime, limits: Limits,
 
 
 def approved(conn, incident_id: int) -> frozenset[str]:
-    return frozenset(conn.execute(sa.select(approvals.c.gate).where(approvals.c.incident_id == incident_id))
-                     .scalars())
+    return frozenset(conn.execute(_APPROVED, {"incident_id": incident_id}).scalars())
 
 
 def record_approval(conn, incident_id: int, gate: str, actor: str, reason: str, now: datetime) -> None:

@@ -30,10 +30,14 @@ class GroupCommit(Generic[Item, Result]):
 
     def submit(self, item: Item) -> Result:
         """Blocks until the item's transaction has committed; raises what it raised."""
+        return self.submit_later(item).result()
+
+    def submit_later(self, item: Item) -> Future:
+        """Queues the item; the future is done once its transaction has committed (or failed)."""
         self._ensure_writer()
         future: Future = Future()
         self._queue.put((item, future))
-        return future.result()
+        return future
 
     def _ensure_writer(self) -> None:
         if self._pid == os.getpid():

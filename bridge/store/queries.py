@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import incidents as sm
 from bridge.effects import Evidence, Outcome
@@ -15,7 +15,7 @@ from bridge.incidents import Decision, Incident, OperatorAction, Policy, Signals
 from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
 from bridge import servers as sv
-from bridge.store import arrivals, gating, prepared, server_actions
+from bridge.store import arrivals, gating, prepared, receipts, server_actions
 from bridge.store.database import WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
@@ -119,13 +119,8 @@ def _transition(decision: Decision, now: datetime) -> dict[str, Any]:
     return values
 
 
-# the columns a webhook stores for each signal, bound by name into one statement compiled once
-_STORED = ("dedup_key", "source", "fingerprint", "status", "labels", "annotations", "starts_at", "ends_at",
-           "received_at", "last_seen_at", "repeats", "raw", "rule", "kind", "candidate_host", "note")
-
-
 def _stored(signal: Signal, mapping: Mapping, now: datetime) -> dict:
-    """A signal's row as the webhook stores it (_STORED)."""
+    """A signal's row as the webhook stores it (receipts.COLUMNS)."""
     return {"dedup_key": signal.dedup_key, "source": signal.source, "fingerprint": signal.fingerprint,
             "status": signal.status, "labels": signal.labels, "annotations": signal.annotations,
             "starts_at": signal.starts_at, "ends_at": signal.ends_at, "received_at": now, "last_seen_at": now,
@@ -161,8 +156,7 @@ class Store(Reads):
         self.engine = engine
         self.reader = readers(engine)  # transactions that only read take no write lock
         self._write_lock = WriteLock(engine)
-        self._insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)
-        self._upsert_signal = self._signal_upsert()
+        self._upsert_signals = receipts.SignalUpsert(engine.dialect)
         self._receipts = GroupCommit(self._store_groups, name="receipts")
 
     def _write(self):
@@ -170,17 +164,14 @@ class Store(Reads):
 
     # ---- signals -------------------------------------------------------------------
 
-    def _signal_upsert(self):
-        stmt = self._insert(signals).values({c: sa.bindparam(c, type_=signals.c[c].type) for c in _STORED})
-        return stmt.on_conflict_do_update(
-            index_elements=[signals.c.dedup_key],
-            set_={"repeats": signals.c.repeats + 1, "last_seen_at": stmt.excluded.last_seen_at},
-        ).returning(signals.c.dedup_key, signals.c.id, signals.c.repeats)
-
     def add_signals(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> list[dict]:
         """Store signals durably; a signal seen before only bumps its repeat count. Returns once
         they are committed, together with whatever other requests stored meanwhile (group commit)."""
         return self._receipts.submit((list(items), now))
+
+    def add_signals_later(self, items: Iterable[tuple[Signal, Mapping]], now: datetime) -> Future:
+        """add_signals() without waiting: the future gives its result once committed."""
+        return self._receipts.submit_later((list(items), now))
 
     def _store_groups(self, groups: list[tuple[list[tuple[Signal, Mapping]], datetime]]) -> list[list[dict]]:
         """Every request's signals in one transaction, one statement for all of them (or one per
@@ -201,10 +192,10 @@ class Store(Reads):
         with self._write() as conn:
             for batch in rounds:
                 values = [_stored(*groups[g][0][i], groups[g][1]) for g, i in batch]
-                rows = {row.dedup_key: row for row in conn.execute(self._upsert_signal, values)}
+                rows = self._upsert_signals.run(conn, values)
                 for (g, i), stored in zip(batch, values):
-                    row = rows[stored["dedup_key"]]
-                    out[g][i] = {"id": row.id, "duplicate": row.repeats > 0, "fingerprint": stored["fingerprint"],
+                    signal_id, repeats = rows[stored["dedup_key"]]
+                    out[g][i] = {"id": signal_id, "duplicate": repeats > 0, "fingerprint": stored["fingerprint"],
                                  "status": stored["status"], "rule": stored["rule"], "kind": stored["kind"],
                                  "candidate_host": stored["candidate_host"], "note": stored["note"]}
         return out
@@ -212,10 +203,7 @@ class Store(Reads):
     def unprocessed_signals(self, limit: int = 100) -> list[dict]:
         """The oldest signals not yet taken in: what intake needs of each."""
         with self.reader.connect() as conn:
-            rows = conn.execute(sa.select(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status,
-                                          signals.c.kind, signals.c.candidate_host, signals.c.note)
-                                .where(signals.c.processed_at.is_(None)).order_by(signals.c.id).limit(limit))
-            return [_row(r) for r in rows]
+            return [_row(r) for r in conn.execute(_UNPROCESSED, {"limit": limit})]
 
     def intake(self, signal_id: int, host: str | None, note: str, now: datetime, *,
                dry_run: bool, confirmation_window: float) -> int | None:
@@ -526,6 +514,9 @@ class Store(Reads):
 
 
 # intake's statements, built once; each runs once per batch (or per source, per new incident)
+_UNPROCESSED = (sa.select(signals.c.id, signals.c.source, signals.c.fingerprint, signals.c.status, signals.c.kind,
+                          signals.c.candidate_host, signals.c.note)
+                .where(signals.c.processed_at.is_(None)).order_by(signals.c.id).limit(sa.bindparam("limit")))
 _CLAIM_SIGNALS = (signals.update().where(signals.c.id.in_(sa.bindparam("signal_ids", expanding=True)),
                                          signals.c.processed_at.is_(None))
                   .values(processed_at=sa.bindparam("taken_at", type_=UTCDateTime))
@@ -651,7 +642,10 @@ class _IntakeBatch:
         before = max((r for r in self._reports(sig) if r.incident_id == inc.id and r.id != sig.id),
                      key=lambda r: r.id, default=None)
         if before is not None and before.id > sig.id:
-            return  # an older report of the alert, taken in late: the latest one still counts
+            # an older report of the alert, taken in late: the latest one still counts; a
+            # suspected incident looks again all the same (its gates count fire/resolve reports)
+            inc.nudge = inc.nudge or (inc.is_open and inc.state == sm.SUSPECTED)
+            return
         firing_before = inc.firing_total()
         if before is not None:
             counts = inc.counts[before.status]
