@@ -46,6 +46,11 @@ FINAL = {
 }
 
 
+# the steps before the servers' requests, by their timeline causes
+STEPS = {"forced down": "nova-compute service forced down", "disabled": "nova-compute service disabled",
+         "listed": "servers on "}
+
+
 def stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -90,9 +95,13 @@ def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tupl
         done = bridge.wait_for_incident(FAILED, "out_of_service", timeout=900)
         cpu, api = cpu_seconds(bridge.process.proc.pid) - cpu_before, nova_api_cpu(lab) - api_before
         proof = stamp(done["evidence"][0]["at"])
-        asked = [stamp(t["at"]) for t in bridge.incident(done["id"])["timeline"]
+        timeline = bridge.incident(done["id"])["timeline"]
+        asked = [stamp(t["at"]) for t in timeline
                  if t["cause"].startswith(("servers: asked Nova", "servers on "))]
         issued = (max(asked) - proof).total_seconds()
+        steps = {step: min((stamp(t["at"]) - proof).total_seconds() for t in timeline if t["cause"].startswith(cause))
+                 for step, cause in STEPS.items()}
+        print("  from the proof: " + ", ".join(f"{step} +{at:.2f}s" for step, at in steps.items()), flush=True)
         all_done += (proved_wall - proof).total_seconds()  # from the proof, not from our request's answer
         bad = [r for r in done["servers"] if r["status"] not in ("done", "skipped")]
         assert not bad, bad[:3]
