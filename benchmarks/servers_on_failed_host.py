@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.harness.bridge_process import BridgeProcess, base_config  # noqa: E40
 from tests.harness.procs import group_members  # noqa: E402
 from tests.realnova import servers as lab_servers  # noqa: E402
 from tests.realnova.novalab import NovaLab  # noqa: E402
+from tests.realnova.novalab.nova_api import api  # noqa: E402
 
 FAILED, SPARE = "compute-1", "compute-2"
 POLICIES = ("none", "error", "evacuate")
@@ -42,6 +44,11 @@ FINAL = {
     # ACTIVE is vm_state active with no task (a rebuild in progress lists as REBUILD)
     "evacuate": ({"compute_host": SPARE, "status": "ACTIVE"}, None),
 }
+
+
+# the steps before the servers' requests, by their timeline causes
+STEPS = {"forced down": "nova-compute service forced down", "disabled": "nova-compute service disabled",
+         "listed": "servers on "}
 
 
 def stamp(text: str) -> datetime:
@@ -60,9 +67,14 @@ def cpu_seconds(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tuple[float, float, float]:
+def nova_api_cpu(lab: NovaLab) -> float:
+    """nova-api's CPU seconds (gunicorn and its workers): what the lab's 2 cores spend answering."""
+    return cpu_seconds(lab.supervisor.pid("nova-api"))
+
+
+def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tuple[float, float, float, float]:
     """One failure of compute-1 under `policy`: (issued_s, all_done_s) from the fencing proof, and
-    the bridge's CPU seconds from the proof until the incident is out of service."""
+    the bridge's and nova-api's CPU seconds from the proof until the incident is out of service."""
     lab.supervisor.stop_many([FAILED])  # the host fails
     workdir = Path(tempfile.mkdtemp(prefix="bench-servers-"))
     config = base_config(workdir, dry_run=False, nova={"cloud": lab.cloud, "timeout": 30, "attempts": 2},
@@ -76,20 +88,24 @@ def run(lab: NovaLab, n: int, policy: str, ids: set[str], round_no: int) -> tupl
         alert["alerts"][0]["fingerprint"] = f"bench-servers-{round_no}"
         assert bridge.post_alert("alertmanager", alert).status_code == 202
         bridge.wait_for_incident(FAILED, "fencing", timeout=60)
-        cpu_before = cpu_seconds(bridge.process.proc.pid)
+        cpu_before, api_before = cpu_seconds(bridge.process.proc.pid), nova_api_cpu(lab)
         assert bridge.confirm(FAILED).status_code == 201
         proved_mono, proved_wall = time.monotonic(), datetime.now(timezone.utc)
         all_done = lab_servers.settle_time(lab, ids, proved_mono, *FINAL[policy], timeout=900)
         done = bridge.wait_for_incident(FAILED, "out_of_service", timeout=900)
-        cpu = cpu_seconds(bridge.process.proc.pid) - cpu_before
+        cpu, api = cpu_seconds(bridge.process.proc.pid) - cpu_before, nova_api_cpu(lab) - api_before
         proof = stamp(done["evidence"][0]["at"])
-        asked = [stamp(t["at"]) for t in bridge.incident(done["id"])["timeline"]
+        timeline = bridge.incident(done["id"])["timeline"]
+        asked = [stamp(t["at"]) for t in timeline
                  if t["cause"].startswith(("servers: asked Nova", "servers on "))]
         issued = (max(asked) - proof).total_seconds()
+        steps = {step: min((stamp(t["at"]) - proof).total_seconds() for t in timeline if t["cause"].startswith(cause))
+                 for step, cause in STEPS.items()}
+        print("  from the proof: " + ", ".join(f"{step} +{at:.2f}s" for step, at in steps.items()), flush=True)
         all_done += (proved_wall - proof).total_seconds()  # from the proof, not from our request's answer
         bad = [r for r in done["servers"] if r["status"] not in ("done", "skipped")]
         assert not bad, bad[:3]
-        return issued, all_done, cpu
+        return issued, all_done, cpu, api
     finally:
         bridge.kill()
 
@@ -107,18 +123,34 @@ def measure(lab: NovaLab, counts: str, policies: str) -> list[str]:
         for policy in policies.split(","):
             round_no += 1
             t0 = time.process_time()
-            issued, all_done, cpu = run(lab, n, policy, ids, round_no)
+            issued, all_done, cpu, api = run(lab, n, policy, ids, round_no)
             line = (f"servers_on_failed_host n={n} policy={policy} issued_s={issued:.2f} "
                     f"all_done_s={all_done:.2f}")
             rows.append(line)
             print(f"{line}  (bridge cpu {cpu:.2f}s = {cpu / n * 1000:.0f} ms/server, answering this benchmark's polls "
-                  f"included; benchmark cpu {time.process_time() - t0:.1f}s; load average {os.getloadavg()[0]:.1f})",
+                  f"included; nova-api cpu {api / n * 1000:.0f} ms/server, the benchmark's reads included; "
+                  f"benchmark cpu {time.process_time() - t0:.1f}s; load average {os.getloadavg()[0]:.1f})",
                   flush=True)
             lab.reset_host(FAILED)
-            for server_id in ids:  # back to ACTIVE on compute-1 for the next policy
-                if nova.get_server(server_id).status != "ACTIVE":
-                    nova.reset_server_state(server_id, "active")
+            back = [s.id for s in nova.servers(all_projects=True) if s.id in ids and s.status != "ACTIVE"]
+            took = bare_reset_state(back, "active")  # back to ACTIVE on compute-1 for the next policy
+            if policy == "error" and len(back) == n:
+                print(f"  ceiling: the same {n} reset-state calls from a bare client, {BARE_CONCURRENCY} at once, "
+                      f"took {took:.2f}s ({n / took:.0f}/s; load average {os.getloadavg()[0]:.1f})", flush=True)
     return rows
+
+
+BARE_CONCURRENCY = 20
+
+
+def bare_reset_state(server_ids: list[str], state: str) -> float:
+    """Seconds nova-api takes for these reset-state calls from a minimal client (plain urllib, a pool
+    of threads): what nova-api itself allows, the ceiling for the bridge's error policy."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(BARE_CONCURRENCY) as pool:
+        list(pool.map(lambda server_id: api("POST", f"/servers/{server_id}/action",
+                                            {"os-resetState": {"state": state}}), server_ids))
+    return time.monotonic() - started
 
 
 def main() -> int:

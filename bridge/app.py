@@ -27,7 +27,9 @@ def build_nova(config: Config) -> Nova | None:
     if cloud is None:
         return None
     nova = config["nova"]
-    return Nova(cloud, timeout=nova["timeout"], attempts=nova["attempts"], backoff_max=nova["backoff_max"])
+    return Nova(cloud, timeout=nova["timeout"], attempts=nova["attempts"], backoff_max=nova["backoff_max"],
+                # every server request thread keeps its connection
+                pool_size=max(10, config["servers"]["concurrency"]))
 
 
 def build(config: Config, *, with_engine: bool = True):

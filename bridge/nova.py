@@ -74,8 +74,9 @@ def service_info(svc) -> dict[str, Any]:
 
 class Nova:
     def __init__(self, cloud: str, *, timeout: float, attempts: int, backoff_max: float,
-                 connect: Callable[..., Any] | None = None):
+                 connect: Callable[..., Any] | None = None, pool_size: int = 10):
         self.cloud = cloud
+        self.pool_size = pool_size  # keep-alive connections kept to each endpoint
         self.timeout = timeout
         self.attempts = attempts
         self.backoff_max = backoff_max
@@ -97,6 +98,8 @@ class Nova:
             if self._first is None:
                 connect = self._connect or openstack.connect
                 self._first = connect(cloud=self.cloud, api_timeout=self.timeout)
+                if self._connect is None:
+                    keep_alive(self._first.session.session, self.pool_size)
                 return self._first
         if self._connect is not None:
             return self._connect(cloud=self.cloud, api_timeout=self.timeout)
@@ -302,6 +305,14 @@ class Nova:
                     svc, host=svc.host, binary=svc.binary))
             return "returned", record
         return "returned", None
+
+
+def keep_alive(http, size: int) -> None:
+    """requests keeps 10 idle connections per host: a pool of more threads than that would close
+    each extra connection after its request and open a new one for the next."""
+    for adapter in set(http.adapters.values()):
+        if adapter._pool_maxsize < size:
+            adapter.init_poolmanager(size, size, block=adapter._pool_block)
 
 
 def found_server(s):

@@ -1,8 +1,9 @@
 """Carries out the server effects against Nova: list once, issue concurrently, read back.
 
 Every batch reads Nova's view first (the servers still on the host, the evacuations from it),
-so a batch repeated after a crash never issues an evacuation Nova already holds. Requests go
-out on a bounded thread pool; the pool's threads share one keystoneauth session (one token).
+so a batch repeated after a crash never issues an evacuation Nova already holds. A batch locks
+all its servers, then evacuates them: a crash between the two finds the bridge's lock reason
+and evacuates each once, without locking it again. Requests go out on a bounded thread pool; the pool's threads share one keystoneauth session (one token).
 A failure of one server's request is that row's error; it never stops the others.
 """
 
@@ -66,35 +67,51 @@ class ServerWork:
         if on_host is None or time.monotonic() - listed > FRESH_LISTING:
             on_host = {s.id: s for s in self.nova.servers(policy.page_size, compute_host=host)}
         evacuations = {} if evacuations is None else evacuations.result()
+        ready: list[str] = []  # locked (or needing no lock): evacuated in the second round
 
+        def first(row: ServerAction) -> ServerAction:
+            if row.action == sv.EVACUATE:
+                row, go = self._prepare(row, on_host.get(row.server_id), evacuations.get(row.server_id, []),
+                                        policy, reason, now)
+                if go:
+                    ready.append(row.server_id)
+                return row
+            return self._reset(row, on_host.get(row.server_id), now)
+
+        # every lock before any evacuation: the batch's locks are answered before the
+        # conductor, scheduler and placement work its evacuations start competes with them
+        rows = self._each(self._guarded(first, policy), rows)
+        go = set(ready)
+        return self._each(self._guarded(lambda row: self._evacuate(row, policy, now) if row.server_id in go
+                                        else row, policy), rows)
+
+    def _guarded(self, fn: Callable[[ServerAction], ServerAction],
+                 policy: ServersPolicy) -> Callable[[ServerAction], ServerAction]:
         def one(row: ServerAction) -> ServerAction:
             try:
-                if row.action == sv.EVACUATE:
-                    return self._evacuate(row, on_host.get(row.server_id), evacuations.get(row.server_id, []),
-                                          policy, reason, now)
-                return self._reset(row, on_host.get(row.server_id), now)
+                return fn(row)
             except NovaError as exc:  # a read before any request failed
                 return self._refused(row, str(exc), policy)
             except Exception as exc:  # one server's surprise is its row's error, not the batch's
                 log.exception("server %s: request failed", row.server_id)
                 return self._refused(row, f"{type(exc).__name__}: {exc}", policy)
-
-        return self._each(one, rows)
+        return one
 
     def _call(self, row: ServerAction, what: str, body: dict) -> ServerAction:
         record = self.nova.server_action(row.server_id, what, body)
         calls = [*row.detail.get("calls", []), {"call": what, "seconds": record.seconds}]
         return replace(row, step=what, detail={**row.detail, "calls": calls})
 
-    def _evacuate(self, row: ServerAction, fresh, migrations: list[dict], policy: ServersPolicy, reason: str,
-                  now: datetime) -> ServerAction:
+    def _prepare(self, row: ServerAction, fresh, migrations: list[dict], policy: ServersPolicy, reason: str,
+                 now: datetime) -> tuple[ServerAction, bool]:
+        """Before an evacuation: the row, and whether to evacuate it now (reset-state and lock done)."""
         requested = {**row.detail, "requested_at": now.isoformat()}
         if sv.issued_already(row, migrations) or (fresh is not None and fresh.task_state == "rebuilding"):
             # issued before a crash: Nova holds it; read it back, never issue again
             return replace(row, status=sv.REQUESTED, step="evacuate", attempts=max(len(migrations), row.attempts),
-                           detail={**requested, "found_issued": True})
+                           detail={**requested, "found_issued": True}), False
         if fresh is None:  # no longer on the host and no evacuation of ours: read back where it went
-            return replace(row, status=sv.REQUESTED, step="evacuate", detail={**requested, "left_host": True})
+            return replace(row, status=sv.REQUESTED, step="evacuate", detail={**requested, "left_host": True}), False
         try:
             if fresh.task_state is not None:  # Nova evacuates no server with a task in flight
                 row = self._call(row, "reset_state", {"os-resetState": {"state": "error"}})
@@ -105,6 +122,12 @@ class ServerWork:
                 else:
                     row = replace(self._call(row, "lock", {"lock": {"locked_reason": reason}}),
                                   locked_by_bridge=True)
+        except NovaError as exc:
+            return self._refused(row, str(exc), policy), False
+        return row, True
+
+    def _evacuate(self, row: ServerAction, policy: ServersPolicy, now: datetime) -> ServerAction:
+        try:
             row = self._call(row, "evacuate", {"evacuate": {"host": row.target_host} if row.target_host else {}})
         except NovaError as exc:
             # not counted as issued: if Nova took it after all, the next batch finds its migration

@@ -218,3 +218,44 @@ def test_keystone_failing_on_its_side_is_retried(nova, compute, sleeps):
     compute.errors["services"] = [ksa.http.ServiceUnavailable(http_status=503)]
     nova.force_down("compute-1", dry_run=False)
     assert [c[0] for c in compute.calls] == ["services", "services", "update_service_forced_down"]
+
+
+def test_a_pool_of_more_threads_than_ten_keeps_each_connection_alive():
+    """keystoneauth's requests session keeps 10 connections per host: with 20 request threads the
+    other 10 were closed after each request and opened again for the next."""
+    import http.server
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from keystoneauth1.session import _construct_session
+
+    from bridge.nova import keep_alive
+
+    peers: set = set()
+    barrier = threading.Barrier(20, timeout=10)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            peers.add(self.client_address)
+            barrier.wait()  # all 20 requests in flight at once: 20 connections are needed
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        http_session = _construct_session()  # as keystoneauth builds it
+        keep_alive(http_session, 20)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        with ThreadPoolExecutor(20) as pool:
+            for _ in range(3):
+                assert all(r.status_code == 200 for r in pool.map(lambda _: http_session.get(url), range(20)))
+        assert len(peers) == 20  # opened once each, then reused
+    finally:
+        server.shutdown()

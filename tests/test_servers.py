@@ -276,6 +276,55 @@ def test_an_evacuation_nova_already_holds_is_never_issued_again(make_bridge, fak
     assert c.actions == [("lock", "web"), ("evacuate", "web")] and len(c.migrations) == 1
 
 
+def _planned(fake_nova) -> tuple:
+    return tuple(sv.plan(ServersPolicy(policy=sv.EVACUATE, opt_in=sv.OptIn(metadata=HA)), HostFacts(HOST),
+                         fake_nova.servers(10, compute_host=HOST), NOW))
+
+
+def _batch(fake_nova, names, rows=None):
+    executor = Executor(dry_run=False, nova=fake_nova, fencing=DRIVERS["manual"]())
+    rows = rows or _planned(fake_nova)
+    facts = Facts(now=NOW, incident=Incident(1, HOST, sm.SERVERS, False), policy=Policy(), servers=rows)
+    return executor.run(IssueServerRequests(HOST, tuple(names)), facts), facts
+
+
+def test_a_batch_locks_every_server_before_it_evacuates_any(fake_nova):
+    c = fake_nova.compute
+    for name in ("a", "b", "c"):
+        c.add(name, HOST, metadata=HA)
+    out, _ = _batch(fake_nova, ["a", "b", "c"])
+    assert [a for a, _ in c.actions] == ["lock"] * 3 + ["evacuate"] * 3
+    assert {a[1] for a in c.actions} == {"a", "b", "c"}
+    assert all(r.status == sv.REQUESTED and r.locked_by_bridge for r in out.servers)
+
+
+def test_a_batch_replayed_after_its_locks_evacuates_once_without_locking_again(fake_nova):
+    """As after a crash between a batch's locks and its evacuations: the locks carry the bridge's
+    reason, so they are the bridge's (unlocked later), and each server is evacuated once."""
+    c = fake_nova.compute
+    for name in ("a", "b"):
+        c.add(name, HOST, metadata=HA)
+    rows = _planned(fake_nova)  # as planned before the crash
+    reason = sv.lock_reason(Policy().reason_prefix, 1, HOST)  # the incident's, as _batch makes it
+    for name in ("a", "b"):
+        c.servers[name].update(locked=True, locked_reason=reason)
+    out, _ = _batch(fake_nova, ["a", "b"], rows)
+    assert sorted(c.actions) == [("evacuate", "a"), ("evacuate", "b")]
+    assert all(r.locked_by_bridge and not r.user_locked for r in out.servers)
+
+
+def test_a_refused_lock_evacuates_nothing_of_that_server_the_others_go_on(fake_nova):
+    c = fake_nova.compute
+    for name in ("a", "b"):
+        c.add(name, HOST, metadata=HA)
+    fake_nova.fail_next("lock", NovaError("409 conflict", []))
+    out, _ = _batch(fake_nova, ["a", "b"])
+    refused = [r for r in out.servers if r.error]
+    assert len(refused) == 1 and "409 conflict" in refused[0].error and refused[0].status == sv.PENDING
+    assert [a for a in c.actions if a[0] == "evacuate"] == [("evacuate", next(
+        r.server_id for r in out.servers if not r.error))]
+
+
 def test_nova_refusing_a_request_is_the_rows_error_the_others_go_on(make_bridge, fake_nova):
     c = fake_nova.compute
     c.add("a", HOST, metadata=HA)

@@ -21,6 +21,7 @@ class Fault:
     drop: bool = False  # with hold: never forward, close the connection
     times: int | None = None  # how many requests it applies to; None = all
     held: list[str] = field(default_factory=list)
+    body: bytes | None = None  # only requests whose body contains this
 
 
 class FaultProxy:
@@ -39,7 +40,7 @@ class FaultProxy:
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fault = proxy._fault_for(self.command, self.path)
+                fault = proxy._fault_for(self.command, self.path, body)
                 if fault and fault.status:
                     return self._reply(fault.status, b'{"computeFault": {"code": %d, "message": "injected"}}'
                                        % fault.status, {"Content-Type": "application/json"})
@@ -95,10 +96,11 @@ class FaultProxy:
                     fault.hold.set()
             self.faults.clear()
 
-    def _fault_for(self, method: str, path: str) -> Fault | None:
+    def _fault_for(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.method == method and fault.path.search(path) and fault.times != 0:
+                if fault.method == method and fault.path.search(path) and fault.times != 0 and (
+                        fault.body is None or fault.body in body):
                     if fault.times is not None:
                         fault.times -= 1
                     return fault

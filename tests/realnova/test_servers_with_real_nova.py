@@ -103,22 +103,25 @@ def test_sigkill_mid_evacuation_resumes_without_issuing_any_evacuation_twice(
     failed_host()
     held = sorted(s.id for s in servers)[0]
     release = threading.Event()
-    fault = nova_proxy.add("POST", rf"/servers/{held}/action", hold=release, times=1)  # its lock
+    # its evacuation (a batch locks every server first, then evacuates them)
+    fault = nova_proxy.add("POST", rf"/servers/{held}/action", hold=release, times=1, body=b'"evacuate"')
     config = servers_config(tmp_path)
     bridge = bridge_process(config, env=bridge_env)
     bridge.post_alert("alertmanager", alert(FAILED, "servers-kill"))
     bridge.confirm(FAILED)
-    wait_until("five evacuations out and one lock held",
+    wait_until("five evacuations out and one held",
                lambda: fault.held and len(lab_servers.evacuation_posts(nova_proxy)) == 5, timeout=60)
     bridge.kill()  # SIGKILL while the batch is in flight: no row of it was committed
-    release.set()  # the held lock lands in Nova after its sender died
+    release.set()  # the held evacuation lands in Nova after its sender died
+    wait_until("the held evacuation landed", lambda: len(lab_servers.evacuation_posts(nova_proxy)) == 6, timeout=60)
 
     restarted = bridge_process(config, env=bridge_env)
     done = restarted.wait_for_incident(FAILED, sm.OUT_OF_SERVICE, timeout=180)
     assert lab_servers.evacuation_posts(nova_proxy) == {s.id: 1 for s in servers}
     assert {(r["action"], r["status"]) for r in done["servers"]} == {("evacuate", "done")}
     found_issued = [r for r in done["servers"] if r["detail"].get("found_issued")]
-    assert len(found_issued) == 5  # read back from Nova's migrations, not issued again
+    assert len(found_issued) == 6  # read back from Nova's migrations, not issued again
+    assert lab_servers.action_posts(nova_proxy, b"lock").count(held) == 1  # its lock, not taken again
     nova = lab_servers.compute(real_nova)
     for s in servers:
         now = nova.get_server(s.id)
