@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 # Nova's and our clocks may differ a little: look back this much further for evacuations
 CLOCK_MARGIN = timedelta(seconds=60)
-# plan()'s listing stands for Nova's view in the first batch that follows it this soon: a batch's
-# own re-read is as old by its last request. Kept in memory only: after a crash, a replayed batch
-# always reads Nova first.
+# plan()'s listing stands for Nova's view in the batches that follow it this soon, for servers
+# not asked for before: a batch's own re-read is as old by its last request. Kept in memory only:
+# after a crash, a replayed batch always reads Nova first.
 FRESH_LISTING = 5.0
 
 
@@ -63,8 +63,9 @@ class ServerWork:
         since = _iso(min(r.listed_at or now for r in rows) - CLOCK_MARGIN)
         evacuations = self.pool.submit(self.nova.evacuations, host, since) \
             if any(r.action == sv.EVACUATE for r in rows) else None
-        listed, on_host = self._listed.pop(host, (0.0, None))
-        if on_host is None or time.monotonic() - listed > FRESH_LISTING:
+        listed, on_host = self._listed.get(host, (0.0, None))
+        if on_host is None or time.monotonic() - listed > FRESH_LISTING or any(sv.tries(r) for r in rows):
+            self._listed.pop(host, None)
             on_host = {s.id: s for s in self.nova.servers(policy.page_size, compute_host=host)}
         evacuations = {} if evacuations is None else evacuations.result()
         ready: list[str] = []  # locked (or needing no lock): evacuated in the second round

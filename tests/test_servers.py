@@ -243,6 +243,7 @@ def test_a_failed_evacuation_is_retried_then_reported_with_novas_error_and_unloc
     fenced(bridge)
     inc = poll(bridge, fake_nova, fail=("web",))  # first evacuation fails: issued again at once
     assert rows_of(inc)["web"]["status"] == sv.REQUESTED and rows_of(inc)["web"]["attempts"] == 2
+    assert fake_nova.reads.count(("servers", HOST)) == 2  # a retry never goes on the first listing
     inc = poll(bridge, fake_nova, fail=("web",))
     row = rows_of(inc)["web"]
     assert (row["status"], row["error"], row["attempts"]) == (sv.FAILED, "No valid host was found", 2)
@@ -457,13 +458,24 @@ def test_the_listing_pages_by_marker_and_stops_at_a_short_page():
     assert len(nova.servers(5, compute_host=HOST)) == 5 and asked == [None, "s4"]  # a full page: one more
 
 
-def test_the_first_batch_goes_on_the_listing_it_follows_later_batches_read_nova_again(make_bridge, fake_nova):
+def test_batches_go_on_the_listing_they_follow_while_it_is_fresh(make_bridge, fake_nova):
     for i in range(6):
         fake_nova.compute.add(f"s{i}", HOST, metadata=HA)
     bridge = bridge_with(make_bridge, fake_nova, concurrency=1, policy="error")  # batches of 4
     inc = fenced(bridge)
     assert inc["state"] == sm.OUT_OF_SERVICE and all(r["status"] == sv.DONE for r in inc["servers"])
-    assert fake_nova.reads.count(("servers", HOST)) == 2  # the plan's listing, then the second batch's own
+    assert fake_nova.reads.count(("servers", HOST)) == 1  # the plan's listing, for both batches
+
+
+def test_batches_after_a_stale_listing_read_nova_again(make_bridge, fake_nova, monkeypatch):
+    from bridge import servers_run
+
+    for i in range(6):
+        fake_nova.compute.add(f"s{i}", HOST, metadata=HA)
+    monkeypatch.setattr(servers_run, "FRESH_LISTING", -1.0)  # stale at once
+    inc = fenced(bridge_with(make_bridge, fake_nova, concurrency=1, policy="error"))
+    assert all(r["status"] == sv.DONE for r in inc["servers"])
+    assert fake_nova.reads.count(("servers", HOST)) == 3  # the plan's listing, then each batch's own
 
 
 def test_a_stale_listing_is_read_again_before_the_first_batch(make_bridge, fake_nova, monkeypatch):
