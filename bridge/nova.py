@@ -311,8 +311,7 @@ def keep_alive(http, size: int) -> None:
     """requests keeps 10 idle connections per host: a pool of more threads than that would close
     each extra connection after its request and open a new one for the next."""
     for adapter in set(http.adapters.values()):
-        if adapter._pool_maxsize < size:
-            adapter.init_poolmanager(size, size, block=adapter._pool_block)
+        adapter.init_poolmanager(size, size)  # before any request: no connection is lost
 
 
 def found_server(s):

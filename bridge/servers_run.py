@@ -3,7 +3,8 @@
 Every batch reads Nova's view first (the servers still on the host, the evacuations from it),
 so a batch repeated after a crash never issues an evacuation Nova already holds. A batch locks
 all its servers, then evacuates them: a crash between the two finds the bridge's lock reason
-and evacuates each once, without locking it again. Requests go out on a bounded thread pool; the pool's threads share one keystoneauth session (one token).
+and evacuates each once, without locking it again. Requests go out on a bounded thread pool;
+the pool's threads share one keystoneauth session (one token).
 A failure of one server's request is that row's error; it never stops the others.
 """
 

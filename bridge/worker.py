@@ -183,8 +183,7 @@ class BufferingThreadWorker(ThreadWorker):
         except OSError as exc:
             self.log.debug("Ignoring socket error after a webhook: %s", exc)
             sent, keepalive = len(response), False
-        if self.log.access_log_enabled:
-            self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
+        self._access(conn, plain, answer, start)
         if sent < len(response):
             conn.buffered = True  # handle() sends the rest
             conn.rest, conn.keep = response[sent:], keepalive
@@ -232,18 +231,21 @@ class BufferingThreadWorker(ThreadWorker):
         webhooks = self.wsgi.extensions["bridge"]["webhooks"]
         try:
             answer = webhooks.answer(plain.source, plain.header("AUTHORIZATION"), conn.client[0], lambda: plain.body)
-        except Exception:  # answered 500 and logged, as Flask does
-            self.wsgi.logger.exception("Exception on %s [POST]", plain.path)
-            answer = webhooks.error(500, InternalServerError.description)
+        except Exception:
+            answer = self._failed(webhooks, plain)
         try:
             conn.sock.sendall(fastpath.response(answer, keepalive))
         except OSError as exc:
             self.log.debug("Ignoring socket error after a webhook: %s", exc)
             return False
         finally:
-            if self.log.access_log_enabled:
-                self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
+            self._access(conn, plain, answer, start)
         return keepalive
+
+    def _access(self, conn, plain: fastpath.Plain, answer: Answer, start: datetime) -> None:
+        """gunicorn's access line for a webhook answered outside WSGI."""
+        if self.log.access_log_enabled:
+            self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
 
     def _count_request(self, plain: fastpath.Plain) -> bool:
         """What gunicorn's handle_request counts for a request; whether to keep the connection."""

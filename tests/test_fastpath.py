@@ -343,3 +343,15 @@ def test_an_answer_is_dated_now_as_gunicorn_dates_it():
     head = response(Answer(202, b"{}\n"), True).split(b"\r\n\r\n")[0].decode()
     after = http_date()
     assert re.search(r"\r\nDate: ([^\r]+)", head).group(1) in {before, after}
+
+
+def test_a_client_gone_before_the_commit_is_dropped_and_holds_nothing():
+    webhooks = StoringWebhooks()
+    worker = poller_worker(webhooks)
+    server, client = socket.socketpair()
+    client.sendall(request())
+    worker.enqueue_req(TConn(worker.cfg, server, ("127.0.0.1", 5000), None))
+    client.close()  # gives up before its answer
+    webhooks.store.pending[0].set_result([{"id": 7}])  # stored all the same: a retry is a duplicate
+    assert worker.tpool.given == [] and not worker.keepalived_conns and worker.nr_conns == 0
+    assert not worker.poller.get_map() and server.fileno() == -1  # closed, watched by nothing
