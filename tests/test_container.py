@@ -75,6 +75,18 @@ def mount_script(pod: dict, volumes: dict[str, Path], argv: list[str], env: dict
     return "\n".join(lines)
 
 
+def reach_for_others(program: Path) -> None:
+    """The chart's user runs this checkout's interpreter: a checkout directory it cannot pass
+    (mktemp -d makes 0700) is opened for passing only (o+x, no listing); one outside is named."""
+    for parent in program.parents:
+        mode = parent.stat().st_mode
+        if mode & 0o001:
+            continue
+        assert parent == ROOT or ROOT in parent.parents, \
+            f"{parent} (mode {mode & 0o777:o}) stops the chart's user from reaching {program}"
+        parent.chmod(mode | 0o001)
+
+
 def test_the_entrypoint_comes_up_ready_as_the_chart_runs_it(tmp_path):
     assert os.geteuid() == 0, "the chart suite runs as root (make test): unshare and setpriv need it"
     kinds = by_kind(render({}))
@@ -101,6 +113,7 @@ def test_the_entrypoint_comes_up_ready_as_the_chart_runs_it(tmp_path):
     for path in (tmp_path, *volumes.values()):
         path.chmod(0o755 if path != volumes["data"] else 0o770)
     tmp_path.parent.chmod(0o755)  # so the overlay's lower layers resolve for the user (pytest's own dir)
+    reach_for_others(Path(sys.executable))
 
     port = free_port()
     # `hostdown-bridge ARGS` is `python -m bridge ARGS`, with this checkout's code on the path
