@@ -38,8 +38,8 @@ class Plain:
     headers: list[tuple[str, str]]  # (NAME, value), as gunicorn's parser gives them
     body: bytes
 
-    def header(self, name: str) -> str:
-        return next((value for key, value in self.headers if key == name), "")
+    def header(self, name: str, default: str = "") -> str:
+        return next((value for key, value in self.headers if key == name), default)
 
     @property
     def close(self) -> bool:
@@ -91,6 +91,29 @@ def response(answer: Answer, keepalive: bool) -> bytes:
             f"Connection: {'keep-alive' if keepalive else 'close'}", "Content-Type: application/json",
             f"Content-Length: {len(answer.body)}", *(f"{name}: {value}" for name, value in answer.headers.items())]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body
+
+
+COMBINED = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'  # gunicorn's default access_log_format
+_log_time: tuple[int, str] = (0, "")
+
+
+def _quoted(value: str) -> str:
+    return value.replace('"', '\\"')  # as gunicorn's SafeAtoms
+
+
+def access_line(plain: Plain, answer: Answer, remote_addr: str) -> str | None:
+    """gunicorn's access line in its default format, written directly: its atoms, built for any
+    format, cost a dict of every header and environ entry per request. None when gunicorn would
+    name a user (Basic credentials): the caller then goes gunicorn's way."""
+    global _log_time
+    if plain.header("AUTHORIZATION").lower().startswith("basic"):
+        return None
+    second = int(time.time())
+    if _log_time[0] != second:
+        _log_time = (second, time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second)))
+    uri = plain.path + (f"?{plain.query}" if plain.query else "")
+    return (f'{_quoted(remote_addr)} - - {_log_time[1]} "POST {_quoted(uri)} HTTP/1.1" {answer.status} '
+            f'{len(answer.body)} "{_quoted(plain.header("REFERER", "-"))}" "{_quoted(plain.header("USER-AGENT", "-"))}"')
 
 
 def access_log_atoms(plain: Plain, answer: Answer, remote_addr: str):

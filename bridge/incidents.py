@@ -494,16 +494,30 @@ def admit(kind_is_host_down: bool, firing: bool, host: str | None, open_incident
     return Admission(JOIN, f"alert joined: {said}")
 
 
-def firing_change_matters(state: str, has_proof: bool, firing_before: int, firing_after: int) -> bool:
-    """Whether a change in an open incident's firing alerts can change what decide() says, so
-    that the engine must look at it again. A suspected incident's gates read which sources fire
-    (corroboration): any change. The cancel rule reads the total: a cancellable incident without
-    proof is cancelled once no alert fires. Any other join changes nothing."""
+# A join that changes no gate's "go" can only add a hold (a label a silence or a downtime
+# matches, a flap counted): it is looked at within this many seconds, not at once, so that a storm
+# of alerts for a host waiting on min_duration costs a step per host every few seconds, not one per
+# alert. Every step reads every committed signal: waiting longer never hides one.
+JOIN_SETTLE = 5.0
+
+
+def join_wakes(state: str, has_proof: bool, sources_before: frozenset[str],
+               sources_after: frozenset[str]) -> float | None:
+    """After a new report of one of an open incident's alerts (a join, a resolve, an older report
+    taken in late), in how many seconds the engine must look at it again; None: decide() cannot
+    say anything else. `sources_*`: the sources with an alert firing, before and after.
+
+    - Suspected: a change in which sources fire can satisfy corroboration or cancel it: at once.
+      Any other report may add a hold (its labels, a flap): within JOIN_SETTLE.
+    - Cancellable without proof: cancelled once no alert fires: at once when that flips.
+    - Anything else: no decision reads the alerts."""
     if state == SUSPECTED:
-        return True
+        if sources_before != sources_after:
+            return 0.0
+        return JOIN_SETTLE
     if state not in CANCELLABLE or has_proof:
-        return False
-    return (firing_before == 0) != (firing_after == 0)
+        return None
+    return 0.0 if (not sources_before) != (not sources_after) else None
 
 
 def early_confirmation_counts(given_at: datetime, expires_at: datetime, now: datetime,

@@ -244,8 +244,14 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _access(self, conn, plain: fastpath.Plain, answer: Answer, start: datetime) -> None:
         """gunicorn's access line for a webhook answered outside WSGI."""
-        if self.log.access_log_enabled:
+        if not self.log.access_log_enabled:
+            return
+        line = (fastpath.access_line(plain, answer, conn.client[0])
+                if self.cfg.access_log_format == fastpath.COMBINED else None)
+        if line is None:
             self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
+        else:
+            self.log.access_log.info(line)
 
     def _count_request(self, plain: fastpath.Plain) -> bool:
         """What gunicorn's handle_request counts for a request; whether to keep the connection."""

@@ -6,16 +6,18 @@ import selectors
 import socket
 import threading
 from collections import deque
+from datetime import timedelta
 from concurrent.futures import Future
 from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.glogging import Logger, SafeAtoms
 from gunicorn.workers.gthread import TConn
 from sqlalchemy.exc import OperationalError
 
 from bridge.api.alerts import Answer
-from bridge.fastpath import plain_request
+from bridge.fastpath import COMBINED, access_line, access_log_atoms, plain_request
 from bridge.framing import COMPLETE, RequestFraming
 from bridge.worker import BufferingThreadWorker
 from tests.conftest import sample_json
@@ -355,3 +357,21 @@ def test_a_client_gone_before_the_commit_is_dropped_and_holds_nothing():
     webhooks.store.pending[0].set_result([{"id": 7}])  # stored all the same: a retry is a duplicate
     assert worker.tpool.given == [] and not worker.keepalived_conns and worker.nr_conns == 0
     assert not worker.poller.get_map() and server.fileno() == -1  # closed, watched by nothing
+
+
+@pytest.mark.parametrize("fields", [(), ("User-Agent: Alertmanager/0.27.0", "Referer: http://am:9093/"),
+                                    ('User-Agent: say "hi" %s %(h)s',), ("Referer:",)])
+@pytest.mark.parametrize("head", ["POST /v1/alerts/alertmanager HTTP/1.1", 'POST /v1/alerts/zabbix?x="1"%25 HTTP/1.1'])
+def test_the_access_line_written_directly_is_gunicorns_default_line(head, fields):
+    assert Config().access_log_format == COMBINED
+    plain = plain_request(framed(request(head=head, fields=fields)), CFG)
+    answer = Answer(202, b'{"accepted": 1}', {})
+    ours = access_line(plain, answer, "127.0.0.1")
+    gunicorns = COMBINED % SafeAtoms(Logger(Config()).atoms(*access_log_atoms(plain, answer, "127.0.0.1"),
+                                                               timedelta(0)))
+    when = re.compile(r" (\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]) ")  # a second may turn between them
+    assert when.sub(" [time] ", ours, 1) == when.sub(" [time] ", gunicorns, 1) and when.search(ours)
+    # Basic credentials name a user: that line is left to gunicorn
+    basic = plain_request(framed(request(head=head, fields=(*fields, "X-Other: 1"))), CFG)
+    basic.headers = [(k, "Basic dXNlcjpwdw==" if k == "AUTHORIZATION" else v) for k, v in basic.headers]
+    assert access_line(basic, answer, "127.0.0.1") is None

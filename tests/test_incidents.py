@@ -205,27 +205,34 @@ def test_an_early_confirmation_counts_once_within_its_window_and_not_after_an_in
     assert sm.early_confirmation_counts(given, expires, NOW + timedelta(seconds=10), NOW - timedelta(seconds=1))
 
 
+A, B = frozenset({"alertmanager"}), frozenset({"alertmanager", "zabbix"})
+NONE = frozenset()
+
+
 @pytest.mark.parametrize("state", sorted(sm.CANCELLABLE))
-def test_a_cancellable_incident_must_look_again_when_its_last_alert_resolves_or_one_fires_again(state):
-    assert sm.firing_change_matters(state, False, 1, 0)
-    assert sm.firing_change_matters(state, False, 0, 1)
+def test_a_cancellable_incident_looks_again_at_once_when_its_last_alert_resolves_or_one_fires_again(state):
+    assert sm.join_wakes(state, False, A, NONE) == 0
+    assert sm.join_wakes(state, False, NONE, A) == 0
 
 
 def test_a_join_while_alerts_still_fire_changes_nothing_once_fencing():
-    assert not sm.firing_change_matters(sm.FENCING, False, 1, 2)
-    assert not sm.firing_change_matters(sm.FENCING, False, 2, 1)
+    assert sm.join_wakes(sm.FENCING, False, A, B) is None
+    assert sm.join_wakes(sm.FENCING, False, B, A) is None
 
 
-def test_any_join_to_a_suspected_incident_matters_its_gates_count_the_sources():
+def test_a_suspected_incident_looks_again_at_once_when_the_sources_change_else_within_the_settle():
     # a second source joining can satisfy corroboration now, not at the next re-check
-    assert sm.firing_change_matters(sm.SUSPECTED, False, 1, 2)
-    assert sm.firing_change_matters(sm.SUSPECTED, True, 1, 0)
+    assert sm.join_wakes(sm.SUSPECTED, False, A, B) == 0
+    assert sm.join_wakes(sm.SUSPECTED, True, A, NONE) == 0
+    # one more alert from a source already firing: only a hold can follow (its labels, a flap)
+    assert sm.join_wakes(sm.SUSPECTED, False, A, A) == sm.JOIN_SETTLE
+    assert sm.join_wakes(sm.SUSPECTED, False, NONE, NONE) == sm.JOIN_SETTLE
 
 
 @pytest.mark.parametrize("state", sorted(set(sm.STATES) - sm.CANCELLABLE))
 def test_past_fencing_or_with_proof_alerts_change_nothing(state):
-    assert not sm.firing_change_matters(state, False, 1, 0)
-    assert not sm.firing_change_matters(sm.FENCING, True, 1, 0)
+    assert sm.join_wakes(state, False, A, NONE) is None
+    assert sm.join_wakes(sm.FENCING, True, A, NONE) is None
 
 
 # ---- escalation over the host's fencing methods ----------------------------------------------

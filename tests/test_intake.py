@@ -1,12 +1,13 @@
 """Intake keeps each incident's alert counts as signals come in, and wakes the engine only when
-a signal can change what decide() says."""
+a signal can change what decide() says: at once, or within JOIN_SETTLE when it can only add a hold."""
 
 import itertools
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from bridge import incidents as sm
-from bridge.store.tables import signals
+from bridge.store.tables import incidents, signals
 from tests.test_engine import alert
 
 
@@ -86,9 +87,39 @@ def test_a_signal_that_arrives_while_signals_are_taken_in_makes_that_thread_go_r
     assert bridge.only_incident()["host"] == "compute-01"
 
 
+def waiting(store, incident_id: int, until) -> None:
+    """The incident as a step left it: waiting (on min_duration, say) until `until`."""
+    with store.engine.begin() as conn:
+        conn.execute(incidents.update().where(incidents.c.id == incident_id).values(due_at=until))
+
+
+def test_a_waiting_suspected_incident_looks_again_within_the_settle_unless_its_sources_change(bridge):
+    store, now = bridge.store, bridge.clock()
+    ids = [bridge.post_alert(alert(fingerprint=fp)).get_json()["signals"][0]["id"] for fp in "abc"]
+    store.intake_many([(ids[0], "compute-01", "test")], now, dry_run=True, confirmation_window=600)
+    opened = bridge.only_incident()
+    waiting(store, opened["id"], now + timedelta(seconds=60))
+    # one more alert from a source already firing: a step within JOIN_SETTLE, no nudge
+    store.intake_many([(ids[1], "compute-01", "test")], now, dry_run=True, confirmation_window=600)
+    joined = bridge.only_incident()
+    assert (joined["nudges"], joined["due_at"]) == (opened["nudges"], now + timedelta(seconds=sm.JOIN_SETTLE))
+    # a source not firing before (corroboration may pass now): at once
+    with store.engine.begin() as conn:
+        conn.execute(signals.update().where(signals.c.id == ids[2]).values(source="zabbix"))
+    later = now + timedelta(seconds=1)
+    store.intake_many([(ids[2], "compute-01", "test")], later, dry_run=True, confirmation_window=600)
+    corroborated = bridge.only_incident()
+    assert (corroborated["nudges"], corroborated["due_at"]) == (opened["nudges"] + 1, later)
+    # a due time already sooner than the settle is kept
+    waiting(store, opened["id"], now + timedelta(seconds=2))
+    more = bridge.post_alert(alert(fingerprint="d")).get_json()["signals"][0]["id"]
+    store.intake_many([(more, "compute-01", "test")], now, dry_run=True, confirmation_window=600)
+    assert bridge.only_incident()["due_at"] == now + timedelta(seconds=2)
+
+
 def test_an_older_report_taken_in_late_wakes_a_suspected_incident(bridge):
     """Its count stays with the newer report, but the gates count every fire/resolve report
-    (flapping): the suspected incident must look again."""
+    (flapping): the suspected incident looks again within the settle."""
     first = bridge.post_alert(alert(fingerprint="a")).get_json()["signals"][0]["id"]
     older = bridge.post_alert(alert(fingerprint="b")).get_json()["signals"][0]["id"]
     newer = bridge.post_alert(alert(fingerprint="b", starts="2026-11-24T20:00:00Z")).get_json()["signals"][0]["id"]
@@ -97,8 +128,9 @@ def test_an_older_report_taken_in_late_wakes_a_suspected_incident(bridge):
                       confirmation_window=600)
     before = bridge.only_incident()
     assert before["state"] == sm.SUSPECTED
+    waiting(store, before["id"], now + timedelta(seconds=60))
     store.intake_many([(older, "compute-01", "test")], now, dry_run=True, confirmation_window=600)
     after = bridge.only_incident()
-    assert after["nudges"] == before["nudges"] + 1 and after["due_at"] == now
+    assert after["due_at"] == now + timedelta(seconds=sm.JOIN_SETTLE)
     snap = store.snapshot(after["id"], now)
     assert (snap.signals.firing, snap.signals.resolved) == ({"alertmanager": 2}, {})  # a and b, once each

@@ -139,7 +139,7 @@ class _Tracked:
     proof_id: int | None
     counts: dict  # {"firing": {source: n}, "resolved": {source: n}}
     changed: bool = False
-    nudge: bool = False
+    wake: float | None = None  # look at it again within this many seconds (incidents.join_wakes)
 
     @classmethod
     def of(cls, row) -> "_Tracked":
@@ -147,8 +147,12 @@ class _Tracked:
         return cls(row.id, row.host, row.state, row.closed_at is None, row.proof_id,
                    {FIRING: dict(counts.get(FIRING, {})), RESOLVED: dict(counts.get(RESOLVED, {}))})
 
-    def firing_total(self) -> int:
-        return sum(self.counts[FIRING].values())
+    def firing_sources(self) -> frozenset[str]:
+        return frozenset(source for source, n in self.counts[FIRING].items() if n > 0)
+
+    def wake_within(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self.wake = seconds if self.wake is None else min(self.wake, seconds)
 
 
 class Store(Reads):
@@ -216,7 +220,7 @@ class Store(Reads):
         """Attach stored signals (id, resolved host, note) to their hosts' incidents, in order, as
         incidents.admit() says, in one transaction. Each incident's firing and resolved counts
         are kept up to date here; the incident is nudged only when the change can alter what
-        decide() says (incidents.firing_change_matters).
+        decide() says, at once or within a few seconds (incidents.join_wakes).
 
         Returns, per signal, the incident id it touched, or None. A signal is taken in once: the
         conditional update is the claim, whichever worker gets there first.
@@ -543,8 +547,14 @@ _BIND_WAITING = evidence.update().where(evidence.c.id == sa.bindparam("evidence_
                                         evidence.c.incident_id.is_(None)).values(incident_id=sa.bindparam("to_incident"))
 _SET_COUNTS = incidents.update().where(incidents.c.id == sa.bindparam("incident_id")).values(
     signal_counts=sa.bindparam("counts", type_=incidents.c.signal_counts.type))
+# due now, and a step under way looks again when it lands (the nudge)
 _SET_COUNTS_AND_NUDGE = _SET_COUNTS.values(due_at=sa.bindparam("due", type_=UTCDateTime),
                                            nudges=incidents.c.nudges + 1)
+# due by then at the latest; no nudge: a step under way would otherwise go round at once, for as
+# long as a storm lasts (it lands with its own due time, and the step then reads this report)
+_DUE_BY = sa.bindparam("due", type_=UTCDateTime)
+_SET_COUNTS_DUE_BY = _SET_COUNTS.values(
+    due_at=sa.case((incidents.c.due_at <= _DUE_BY, incidents.c.due_at), else_=_DUE_BY))
 
 
 @dataclass
@@ -623,7 +633,8 @@ class _IntakeBatch:
             return None
         _timeline(self.conn, inc.id, self.now, inc.state, inc.state, f"fencing evidence: power-off alert, {actor} "
                   f"({sig.rule})", detail={"evidence_id": evidence_id, "signal_id": sig.id})
-        inc.changed = inc.nudge = True
+        inc.changed = True
+        inc.wake_within(0)
         return inc
 
     def _resolved(self, sig) -> _Tracked | None:
@@ -644,9 +655,11 @@ class _IntakeBatch:
         if before is not None and before.id > sig.id:
             # an older report of the alert, taken in late: the latest one still counts; a
             # suspected incident looks again all the same (its gates count fire/resolve reports)
-            inc.nudge = inc.nudge or (inc.is_open and inc.state == sm.SUSPECTED)
+            if inc.is_open:
+                sources = inc.firing_sources()
+                inc.wake_within(sm.join_wakes(inc.state, inc.proof_id is not None, sources, sources))
             return
-        firing_before = inc.firing_total()
+        firing_before = inc.firing_sources()
         if before is not None:
             counts = inc.counts[before.status]
             counts[sig.source] -= 1
@@ -654,9 +667,8 @@ class _IntakeBatch:
                 del counts[sig.source]
         inc.counts[sig.status][sig.source] = inc.counts[sig.status].get(sig.source, 0) + 1
         inc.changed = True
-        if inc.is_open and sm.firing_change_matters(inc.state, inc.proof_id is not None,
-                                                    firing_before, inc.firing_total()):
-            inc.nudge = True
+        if inc.is_open:
+            inc.wake_within(sm.join_wakes(inc.state, inc.proof_id is not None, firing_before, inc.firing_sources()))
 
     def _incident(self, incident_id: int) -> _Tracked:
         if incident_id not in self.by_id:
@@ -681,13 +693,15 @@ class _IntakeBatch:
         if self.taken:
             self.conn.execute(_TAKE_SIGNAL, self.taken)
         self.bursts.flush()
-        counted, nudged = [], []
+        counted, nudged, due_by = [], [], []
         for inc in sorted(self.by_id.values(), key=lambda i: i.id):  # one lock order: no deadlock
-            if inc.nudge:
-                nudged.append({"incident_id": inc.id, "counts": inc.counts, "due": self.now})
+            row = {"incident_id": inc.id, "counts": inc.counts}
+            if inc.wake == 0:
+                nudged.append({**row, "due": self.now})
+            elif inc.wake is not None:
+                due_by.append({**row, "due": self.now + timedelta(seconds=inc.wake)})
             elif inc.changed:
-                counted.append({"incident_id": inc.id, "counts": inc.counts})
-        if counted:
-            self.conn.execute(_SET_COUNTS, counted)
-        if nudged:
-            self.conn.execute(_SET_COUNTS_AND_NUDGE, nudged)
+                counted.append(row)
+        for statement, rows in ((_SET_COUNTS, counted), (_SET_COUNTS_AND_NUDGE, nudged), (_SET_COUNTS_DUE_BY, due_by)):
+            if rows:
+                self.conn.execute(statement, rows)
