@@ -198,7 +198,8 @@ class Engine:
             return False  # another thread of this worker is taking them in right now
         try:
             self._intake_again = False
-            took = self._take_in()
+            with self.store.intake_turn:
+                took = self._take_in()
         finally:
             self._intake.release()
         return took or self._intake_again  # signals that came meanwhile: go round again

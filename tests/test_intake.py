@@ -2,11 +2,15 @@
 a signal can change what decide() says: at once, or within JOIN_SETTLE when it can only add a hold."""
 
 import itertools
+import threading
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from bridge import incidents as sm
+from bridge.engine import Engine
+from bridge.store.database import create_engine
+from bridge.store.queries import Store
 from bridge.store.tables import incidents, signals
 from tests.test_engine import alert
 
@@ -134,3 +138,41 @@ def test_an_older_report_taken_in_late_wakes_a_suspected_incident(bridge):
     assert after["due_at"] == now + timedelta(seconds=sm.JOIN_SETTLE)
     snap = store.snapshot(after["id"], now)
     assert (snap.signals.firing, snap.signals.resolved) == ({"alertmanager": 2}, {})  # a and b, once each
+
+
+def test_two_workers_take_signals_in_by_turns_and_never_read_the_same_one(bridge):
+    """A second worker's engine (its own Store on the same file) waits for the intake turn, then
+    reads what the first left: no signal is read twice, no claim comes back empty."""
+    ids = {bridge.post_alert(alert(host=f"compute-0{n}")).get_json()["signals"][0]["id"] for n in (1, 2, 3)}
+    second_store = Store(create_engine(bridge.config["database"]["url"]))
+    second = Engine(bridge.config, second_store, None, clock=bridge.clock)
+    read = {"first": [], "second": []}
+    for name, store in (("first", bridge.store), ("second", second_store)):
+        def reading(limit, unprocessed=store.unprocessed_signals, name=name):
+            found = unprocessed(limit)
+            read[name] += [s["id"] for s in found]
+            return found
+        store.unprocessed_signals = reading
+    inside, go_on = threading.Event(), threading.Event()
+    resolve = bridge.engine.inventory.resolve
+
+    def slow_resolve(candidate):  # the first worker holds its turn here
+        inside.set()
+        assert go_on.wait(10)
+        return resolve(candidate)
+
+    bridge.engine.inventory.resolve = slow_resolve
+    first = threading.Thread(target=bridge.engine.intake_pending)
+    first.start()
+    assert inside.wait(10)
+    waiting = threading.Thread(target=second.intake_pending)
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and read["second"] == []  # queued for the turn, nothing read yet
+    late = bridge.post_alert(alert(host="compute-04")).get_json()["signals"][0]["id"]
+    go_on.set()
+    first.join(10)
+    waiting.join(10)
+    assert sorted(read["first"]) == sorted(ids) and read["second"] == [late]
+    assert {i["host"] for i in bridge.store.list_incidents()} == {"compute-01", "compute-02", "compute-03",
+                                                                  "compute-04"}

@@ -61,9 +61,9 @@ class WriteLock:
     writers side by side: there this lock does nothing.
     """
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, name: str = "writer"):
         database = engine.url.database if engine.dialect.name == "sqlite" else None
-        self.path = f"{database}-writer.lock" if database and database != ":memory:" else None
+        self.path = f"{database}-{name}.lock" if database and database != ":memory:" else None
         self._threads = threading.Lock() if engine.dialect.name == "sqlite" else None
         self._fd: int | None = None
         self._pid: int | None = None
@@ -88,6 +88,53 @@ class WriteLock:
         if self.path is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._threads.release()
+
+
+class IntakeTurn:
+    """One engine at a time, in every process, takes signals in: the next one reads what is left
+    after the last one's commit, instead of the same rows (its claim would take nothing). SQLite:
+    a file lock beside the database; PostgreSQL: a session advisory lock, held on a connection
+    of its own for the round (released by the server if the process dies)."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self._file = WriteLock(engine, "intake") if engine.dialect.name == "sqlite" else None
+        self._threads = threading.Lock()
+        self._held: sa.Connection | None = None
+
+    def __enter__(self):
+        if self._file is not None:
+            return self._file.__enter__()
+        self._threads.acquire()
+        try:
+            self._held = self.engine.connect()
+            self._held.execute(_ADVISORY_LOCK)
+            self._held.commit()  # the lock is the session's: it outlives this transaction
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            return self._file.__exit__(*exc)
+        self._release()
+
+    def _release(self) -> None:
+        try:
+            if self._held is not None:
+                self._held.execute(_ADVISORY_UNLOCK)
+                self._held.commit()
+        finally:
+            if self._held is not None:
+                self._held.close()
+            self._held = None
+            self._threads.release()
+
+
+_INTAKE_KEY = sa.func.hashtextextended("intake turn", 0)  # apart from lock()'s names
+_ADVISORY_LOCK = sa.select(sa.func.pg_advisory_lock(_INTAKE_KEY))
+_ADVISORY_UNLOCK = sa.select(sa.func.pg_advisory_unlock(_INTAKE_KEY))
 
 
 @contextmanager

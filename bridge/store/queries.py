@@ -16,7 +16,7 @@ from bridge.rules import HOST_DOWN, POWER_OFF, Mapping
 from bridge.signals import FIRING, RESOLVED, Signal
 from bridge import servers as sv
 from bridge.store import arrivals, gating, prepared, receipts, server_actions
-from bridge.store.database import WriteLock, lock, readers, writing
+from bridge.store.database import IntakeTurn, WriteLock, lock, readers, writing
 from bridge.store.groupcommit import GroupCommit
 from bridge.store.reads import Reads, as_dict as _row
 from bridge.store.tables import UTCDateTime, compute_hosts, evidence, incidents, signals
@@ -160,6 +160,7 @@ class Store(Reads):
         self.engine = engine
         self.reader = readers(engine)  # transactions that only read take no write lock
         self._write_lock = WriteLock(engine)
+        self.intake_turn = IntakeTurn(engine)
         self._upsert_signals = receipts.SignalUpsert(engine.dialect)
         self._receipts = GroupCommit(self._store_groups, name="receipts")
 
