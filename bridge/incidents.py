@@ -494,10 +494,11 @@ def admit(kind_is_host_down: bool, firing: bool, host: str | None, open_incident
     return Admission(JOIN, f"alert joined: {said}")
 
 
-# A join that changes no gate's "go" can only add a hold (a label a silence or a downtime
-# matches, a flap counted): it is looked at within this many seconds, not at once, so that a storm
-# of alerts for a host waiting on min_duration costs a step per host every few seconds, not one per
-# alert. Every step reads every committed signal: waiting longer never hides one.
+# A report that leaves the firing sources alone can only add a hold to a suspected incident that
+# waits (a label a silence or a downtime matches, a flap counted; tests/test_decide_properties.py):
+# it is looked at within this many seconds, not at once, so that a storm of alerts for a host
+# waiting on min_duration costs a step per host every few seconds, not one per alert. Every step
+# reads every committed signal: waiting longer never hides one.
 JOIN_SETTLE = 5.0
 
 
