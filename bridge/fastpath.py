@@ -42,6 +42,10 @@ class Plain:
         return next((value for key, value in self.headers if key == name), default)
 
     @property
+    def uri(self) -> str:
+        return self.path + (f"?{self.query}" if self.query else "")
+
+    @property
     def close(self) -> bool:
         """Whether the client asked to close after this request (as gunicorn reads it)."""
         return self.header("CONNECTION").lower() == "close"
@@ -73,16 +77,21 @@ def plain_request(framing: RequestFraming, cfg) -> Plain | None:
                  bytes(buf[head_end:]))
 
 
-_date: tuple[int, str] = (0, "")  # the Date field of this second
+class _EverySecond:
+    """A text of the current second, formatted once a second."""
+
+    def __init__(self, make):
+        self.make, self.second, self.text = make, None, ""
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second, self.text = second, self.make(second)
+        return self.text
 
 
-def date_now() -> str:
-    """gunicorn's http_date() of now, formatted once a second."""
-    global _date
-    second = int(time.time())
-    if _date[0] != second:
-        _date = (second, http_date(second))
-    return _date[1]
+date_now = _EverySecond(http_date)  # gunicorn's Date field
+_log_time = _EverySecond(lambda second: time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second)))
 
 
 def response(answer: Answer, keepalive: bool) -> bytes:
@@ -94,7 +103,6 @@ def response(answer: Answer, keepalive: bool) -> bytes:
 
 
 COMBINED = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'  # gunicorn's default access_log_format
-_log_time: tuple[int, str] = (0, "")
 
 
 def _quoted(value: str) -> str:
@@ -105,21 +113,15 @@ def access_line(plain: Plain, answer: Answer, remote_addr: str) -> str | None:
     """gunicorn's access line in its default format, written directly: its atoms, built for any
     format, cost a dict of every header and environ entry per request. None when gunicorn would
     name a user (Basic credentials): the caller then goes gunicorn's way."""
-    global _log_time
     if plain.header("AUTHORIZATION").lower().startswith("basic"):
         return None
-    second = int(time.time())
-    if _log_time[0] != second:
-        _log_time = (second, time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second)))
-    uri = plain.path + (f"?{plain.query}" if plain.query else "")
-    return (f'{_quoted(remote_addr)} - - {_log_time[1]} "POST {_quoted(uri)} HTTP/1.1" {answer.status} '
+    return (f'{_quoted(remote_addr)} - - {_log_time()} "POST {_quoted(plain.uri)} HTTP/1.1" {answer.status} '
             f'{len(answer.body)} "{_quoted(plain.header("REFERER", "-"))}" "{_quoted(plain.header("USER-AGENT", "-"))}"')
 
 
 def access_log_atoms(plain: Plain, answer: Answer, remote_addr: str):
     """What gunicorn's access log reads of the response, request and environ."""
-    uri = plain.path + (f"?{plain.query}" if plain.query else "")
-    environ = {"REQUEST_METHOD": "POST", "RAW_URI": uri, "SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": plain.path,
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": plain.uri, "SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": plain.path,
                "QUERY_STRING": plain.query, "REMOTE_ADDR": remote_addr,
                **{f"HTTP_{name.replace('-', '_')}": value for name, value in plain.headers}}
     resp = SimpleNamespace(status=_STATUS[answer.status], sent=len(answer.body), headers=[

@@ -76,6 +76,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.max_head = self.cfg.limit_request_line + self.cfg.limit_request_fields * (
             self.cfg.limit_request_field_size + 2)
         self.keepalive_on = bool(self.cfg.keepalive)  # gunicorn's Config is slow to read per request
+        self.combined_log = self.cfg.access_log_format == fastpath.COMBINED
         self.reading: dict = {}  # conn -> deadline, for connections the poller is reading
         self.draining: dict = {}  # conn -> deadline, for refused connections being closed
         super().init_process()
@@ -246,8 +247,7 @@ class BufferingThreadWorker(ThreadWorker):
         """gunicorn's access line for a webhook answered outside WSGI."""
         if not self.log.access_log_enabled:
             return
-        line = (fastpath.access_line(plain, answer, conn.client[0])
-                if self.cfg.access_log_format == fastpath.COMBINED else None)
+        line = fastpath.access_line(plain, answer, conn.client[0]) if self.combined_log else None
         if line is None:
             self.log.access(*fastpath.access_log_atoms(plain, answer, conn.client[0]), datetime.now() - start)
         else:

@@ -360,7 +360,9 @@ def test_a_client_gone_before_the_commit_is_dropped_and_holds_nothing():
 
 
 @pytest.mark.parametrize("fields", [(), ("User-Agent: Alertmanager/0.27.0", "Referer: http://am:9093/"),
-                                    ('User-Agent: say "hi" %s %(h)s',), ("Referer:",)])
+                                    ('User-Agent: say "hi" %s %(h)s',), ("Referer:",),
+                                    # hostile: a field of 8,000 quotes (each escaped), backslashes
+                                    ('User-Agent: ' + '"' * 8000, 'Referer: \\"\\')])
 @pytest.mark.parametrize("head", ["POST /v1/alerts/alertmanager HTTP/1.1", 'POST /v1/alerts/zabbix?x="1"%25 HTTP/1.1'])
 def test_the_access_line_written_directly_is_gunicorns_default_line(head, fields):
     assert Config().access_log_format == COMBINED
