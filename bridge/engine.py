@@ -330,7 +330,7 @@ class Engine:
                 return False
             self.gating.fired(incident_id, decision, now)
             if decision.to_state == sm.FENCING:
-                self.gating.fencing_started(now)  # one more for the rate limit
+                self.gating.invalidate()  # one more for the rate limit
             if decision.to_state:
                 unobserved.append((claim.incident, decision, outcome, now))
             if not go_on:

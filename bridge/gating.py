@@ -1,6 +1,6 @@
 """Gathers what the safety gates read, so that decide() stays pure: the fleet view (shared by
-every step of a round, read again after intake or when view_ttl old, its count of fencing
-starts after each start), one host's view, its approvals, Alertmanager's silences (cached)
+the steps of one process, read again after any process's intake, fencing start or pause, or
+when view_ttl old), one host's view, its approvals, Alertmanager's silences (cached)
 and whether Nova answers.
 
 Only incidents about to start fencing (suspected) need any of it; other steps read nothing.
@@ -156,6 +156,7 @@ class GateInputs:
         self._fleet: Fleet | None = None
         self.last: Fleet | None = None  # the latest view, even once invalidated (for /readyz)
         self._read_at, self._read_for = 0.0, datetime.min.replace(tzinfo=timezone.utc)
+        self._version: tuple = ()
         self.record: list[tuple] | None = None  # replay: every hold and wait, in order
 
     def fired(self, incident_id: int, decision: sm.Decision, now: datetime) -> None:
@@ -172,27 +173,21 @@ class GateInputs:
                 self.record.append((now, incident_id, gate, effect, decision.cause))
 
     def invalidate(self) -> None:
-        """Something the fleet view counts changed (signals taken in)."""
+        """Something the fleet view counts changed here (signals taken in, a fencing start): read
+        it again even where the database's version cannot show it (a simulated clock stands still)."""
         self._fleet = None
-
-    def fencing_started(self, now: datetime) -> None:
-        """A fencing start was committed: the rate limit's count is read again (one query, not
-        the whole view: a start changes nothing else the view holds)."""
-        with self._lock:
-            if self._fleet is None or self.limits.rate_hosts is None:
-                return
-            with self.store.reader.connect() as conn:
-                started = reads.fencing_starts(conn, now, self.limits)
-            self._fleet = self.last = dataclasses.replace(self._fleet, started=started)
 
     def fleet(self, now: datetime) -> Fleet:
         with self._lock:
-            fresh = (self._fleet is not None and time.monotonic() - self._read_at < self.ttl
-                     and abs((now - self._read_for).total_seconds()) < self.ttl)  # a simulated clock moves too
-            if fresh:
-                return self._fleet
+            recent = (self._fleet is not None and time.monotonic() - self._read_at < self.ttl
+                      and abs((now - self._read_for).total_seconds()) < self.ttl)  # a simulated clock moves too
+            if recent:  # and no process changed what it counts since (another worker's intake)
+                with self.store.reader.connect() as conn:
+                    if reads.fleet_version(conn) == self._version:
+                        return self._fleet
             self.inventory.known_hosts()  # refreshed when old: Nova's host count, and whether it answers
             with self.store.reader.connect() as conn:
+                self._version = reads.fleet_version(conn)  # first: a change during the counts reads them again
                 counts = reads.fleet_counts(conn, now, self.limits, self.domain, self.watchdog)
             nova_ok, nova_error = self.inventory.nova_state()
             fleet = Fleet(**counts, nova_ok=nova_ok, nova_error=nova_error,

@@ -13,7 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge import incidents as sm
+from bridge.engine import Engine
 from bridge.nova import NovaError
+from bridge.store.database import create_engine
+from bridge.store.queries import Store
 from tests.conftest import InProcessBridge, sample_json
 from tests.fakes import FakeNova
 
@@ -71,6 +74,24 @@ def test_thirty_of_forty_at_once_are_all_held_while_one_alone_proceeds(gated, fl
     bridge.post_alert(alerts(HOSTS[35]))
     bridge.settle()
     assert by_host(bridge)[HOSTS[35]]["state"] == sm.FENCING
+
+
+def test_a_host_another_worker_took_in_counts_at_once_in_this_workers_fleet_view(gated, fleet):
+    """A worker reuses its fleet view between steps, but never past a change another worker
+    committed (here the view would otherwise be reused for an hour)."""
+    bridge = gated(max_count=1, view_ttl=3600)
+    other = Engine(bridge.config, Store(create_engine(bridge.config["database"]["url"])), fleet, clock=bridge.clock)
+    bridge.post_alert(alerts(HOSTS[0]))
+    bridge.settle()
+    assert by_host(bridge)[HOSTS[0]]["state"] == sm.FENCING  # 1 down, 1 allowed
+    assert bridge.engine.gating.fleet(bridge.clock()).down == 1  # this worker's view, as a step reads it
+    bridge.post_alert(alerts(HOSTS[1]))
+    assert other.intake_pending()  # the other worker takes it in; this worker is not told
+    bridge.settle()
+    second = by_host(bridge)[HOSTS[1]]
+    assert second["state"] == sm.HELD and gate_of(second) == "mass_limit"
+    assert "2 of 40 hosts down, more than the 1 allowed" in second["last_error"]
+    assert [c for c in fleet.calls if HOSTS[1] in str(c)] == []
 
 
 def test_an_approval_releases_exactly_the_approved_incident_and_gate(gated, fleet):

@@ -34,6 +34,20 @@ def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None
     return next((lab[domain["label"]] for lab in labels if lab.get(domain["label"])), None)
 
 
+# One row of single index lookups that changes whenever any process commits something the fleet
+# view counts: an intake (incidents opened; upstream and watchdog alerts), a fencing start, a
+# pause. A process reuses its view only while this row stays the same (GateInputs.fleet).
+_VERSION = sa.select(
+    sa.select(sa.func.max(incidents.c.id)).scalar_subquery(),
+    sa.select(sa.func.max(signals.c.processed_at)).scalar_subquery(),
+    sa.select(sa.func.max(timeline.c.at)).where(timeline.c.to_state == sm.FENCING).scalar_subquery(),
+    sa.select(sa.func.max(pauses.c.id)).scalar_subquery())
+
+
+def fleet_version(conn) -> tuple:
+    return tuple(conn.execute(_VERSION).one())
+
+
 def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] | None,
                  watchdog: Mapping[str, Any] | None) -> dict[str, Any]:
     """The Fleet's fields the database knows (bridge.gates.Fleet), in one read transaction."""
