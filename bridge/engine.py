@@ -198,6 +198,7 @@ class Engine:
             return False  # another thread of this worker is taking them in right now
         try:
             self._intake_again = False
+            self.inventory.known_hosts()  # refreshed from Nova (when old) before the turn, not in it
             with self.store.intake_turn:
                 took = self._take_in()
         finally:

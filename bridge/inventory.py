@@ -39,6 +39,8 @@ class Inventory:
         self._lock = threading.Lock()
         self._tried: datetime | None = None
         self._error: str | None = None  # the last refresh failed, and none worked since
+        self._known: tuple[list[str], datetime | None] | None = None  # the stored list, when it was refreshed
+        self._asked: datetime | None = None  # the refresh time of the list last given out
 
     def nova_state(self) -> tuple[bool | None, str]:
         """Whether Nova answered the last refresh (None: no cloud), and its error if not."""
@@ -47,15 +49,21 @@ class Inventory:
         return self._error is None, self._error or ""
 
     def known_hosts(self, refresh: bool = False) -> list[str] | None:
-        """The stored list, refreshed when old or asked to; None: no cloud to ask."""
+        """The stored list, refreshed when old or asked to; None: no cloud to ask.
+
+        Kept in memory while fresh (reading a thousand hosts costs about 8 ms, and intake asks
+        for every signal); asked to refresh, the store is read first: another process may have
+        just refreshed it."""
         if self.nova is None:
             return None
         with self._lock:  # one refresh at a time; the others then read its result
-            hosts, refreshed = self.store.inventory()
             now = self.clock()
-            stale = refreshed is None or now - refreshed > timedelta(seconds=self.ttl)
+            if self._known is not None and not refresh and not self._old(self._known[1], now):
+                return self._known[0]
+            hosts, refreshed = self._known = self.store.inventory()
+            newer = refresh and self._asked is not None and refreshed is not None and refreshed > self._asked
             recently_tried = self._tried is not None and now - self._tried < timedelta(seconds=RETRY_SECONDS)
-            if (stale or refresh) and not recently_tried:
+            if (self._old(refreshed, now) or refresh) and not newer and not recently_tried:
                 self._tried = now
                 try:
                     services = self.nova.compute_services()
@@ -67,8 +75,12 @@ class Inventory:
                 else:
                     self._error = None
                     self.store.replace_inventory(services, now)
-                    return [s["host"] for s in services]
-        return hosts
+                    self._known = [s["host"] for s in services], now
+            self._asked = self._known[1]
+            return self._known[0]
+
+    def _old(self, refreshed: datetime | None, now: datetime) -> bool:
+        return refreshed is None or now - refreshed > timedelta(seconds=self.ttl)
 
     def _with_aggregates(self, services: list[dict]) -> list[dict]:
         """Each service with its host's failure-domain aggregate: the first by name that matches."""

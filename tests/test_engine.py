@@ -3,6 +3,7 @@
 import copy
 
 from bridge import incidents as sm
+from bridge.inventory import Inventory
 from bridge.nova import NovaError
 from tests.conftest import joined, sample_json
 
@@ -184,6 +185,48 @@ def test_a_host_added_to_nova_after_the_last_inventory_is_found(live_bridge, fak
     live_bridge.post_alert(alert(host="compute-new"))
     live_bridge.settle()
     assert {i["host"] for i in live_bridge.store.list_incidents()} == {"compute-01", "compute-new"}
+
+
+def test_intake_reads_the_stored_hosts_once_while_fresh_and_asks_nova_outside_its_turn(live_bridge, fake_nova):
+    store, turn = live_bridge.store, live_bridge.store.intake_turn
+    reads, asked = [], []
+    stored, listed = store.inventory, fake_nova.compute_services
+    store.inventory = lambda: reads.append(1) or stored()
+
+    class Watched:  # the turn, telling whether it is held
+        held = False
+
+        def __enter__(self):
+            Watched.held = True
+            return turn.__enter__()
+
+        def __exit__(self, *exc):
+            Watched.held = False
+            return turn.__exit__(*exc)
+
+    store.intake_turn = Watched()
+    fake_nova.compute_services = lambda: asked.append(Watched.held) or listed()
+    for n in range(30):
+        live_bridge.post_alert(alert(host=("compute-01", "compute-03")[n % 2], fingerprint=f"fp-{n}"))
+    live_bridge.settle()
+    assert {i["host"] for i in store.list_incidents()} == {"compute-01", "compute-03"}
+    assert reads == [1] and asked == [False]  # 30 signals resolved against one read; Nova asked before the turn
+    live_bridge.clock.advance(61)  # the inventory is old: asked again, still before the turn
+    live_bridge.post_alert(alert(host="compute-03", fingerprint="fp-late"))
+    live_bridge.settle()
+    assert asked == [False, False]
+
+
+def test_a_refresh_another_process_made_is_used_before_nova_is_asked_again(live_bridge, fake_nova):
+    asked, listed = [], fake_nova.compute_services
+    fake_nova.compute_services = lambda: asked.append(1) or listed()
+    here, other = (Inventory(live_bridge.store, fake_nova, ttl=60, clock=live_bridge.clock) for _ in range(2))
+    assert here.resolve("compute-01")[0] == "compute-01" and len(asked) == 1
+    fake_nova.services["compute-new"] = dict(fake_nova.services["compute-01"], host="compute-new")
+    live_bridge.clock.advance(10)
+    assert other.resolve("compute-new")[0] == "compute-new" and len(asked) == 2  # the other process found it
+    assert here.resolve("compute-new")[0] == "compute-new" and len(asked) == 2  # read from the store, not Nova
+    assert here.resolve("compute-gone")[0] is None and len(asked) == 3  # unknown to both: Nova is asked
 
 
 def test_signals_wait_while_nova_cannot_be_asked_for_its_hosts(live_bridge, fake_nova):
