@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Ingest storm benchmark: the bridge served as README does (`hostdown-bridge serve`, gunicorn,
-default workers, engine on), against a bare Flask+gunicorn app that parses the JSON and answers
+default workers, engine on, the embedded default config and its gates; --config plain: one
+rule, no gate), against a bare Flask+gunicorn app that parses the JSON and answers
 202 (the ceiling), in the same run. Every request carries a distinct Alertmanager alert.
 
 Measured: closed-loop throughput at concurrency 16 and 64, open-loop latency at 500, 1,000 and
@@ -14,7 +15,8 @@ With wrk installed (Debian: apt-get install wrk), the closed loop at concurrency
 from wrk, which takes less still (benchmarks/ingest_wrk.lua records every alert answered 202,
 so that those too are counted only if found stored).
 
-    .venv/bin/python benchmarks/ingest.py [--seconds 4] [--storm 10000] [--database-url URL]
+    .venv/bin/python benchmarks/ingest.py [--seconds 4] [--storm 10000] [--config default|plain]
+                                          [--database-url URL | --postgres]
 
 The last line is
     ingest durable_rps=<x> ceiling_rps=<x> ratio=<x> p99_ms_at_1000=<x> lost=<n>
@@ -40,13 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bridge.config import DEFAULTS  # noqa: E402
 from tests.harness.bridge_process import (  # noqa: E402
-    WEBHOOK_TOKEN, BridgeProcess, base_config, free_port, wait_until)
+    ADMIN_TOKEN, WEBHOOK_TOKEN, BridgeProcess, base_config, free_port, wait_until)
+
+DEFAULT_CONFIG = ROOT / "bridge" / "default-config.yaml"
 
 HOSTS = 1000
 CEILING_APP = textwrap.dedent("""
@@ -393,6 +398,9 @@ def main() -> int:
     parser.add_argument("--postgres", action="store_true",
                         help="on a private PostgreSQL cluster started as the tests do (note: its fsync is off)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (README default: 2)")
+    parser.add_argument("--config", choices=("default", "plain"), default="default",
+                        help="default: the embedded default config, as `make run` serves it (gates on, "
+                             "webhook rate limit 5000/s); plain: one rule, no gate, no rate limit")
     args = parser.parse_args()
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
@@ -415,13 +423,16 @@ def main() -> int:
 
 def run(args, workdir: Path, phases: list[Phase]) -> int:
     """Both servers measured in turn; the table and the summary line printed."""
-    overrides = {"server": {"rate_limit": {"enabled": True, "webhook": "1000000/second",
-                                           "admin": "1000/second"}}}
-    if args.database_url:
-        overrides["database"] = {"url": args.database_url}
-    config = base_config(workdir, **overrides)
-    config["engine"] = {}  # README's defaults
-    bridge = BridgeProcess(workdir, config, workers=args.workers).start()
+    database = {"url": args.database_url or f"sqlite:///{workdir / 'bridge.sqlite'}"}
+    env = None
+    if args.config == "default":  # `make run`: the embedded default, its gates and its rate limit
+        config = {**yaml.safe_load(DEFAULT_CONFIG.read_text()), "database": database}
+        env = {"HOSTDOWN_BRIDGE_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "HOSTDOWN_BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
+    else:  # one rule, no gate, no rate limit in the way
+        config = base_config(workdir, database=database, server={"rate_limit": {
+            "enabled": True, "webhook": "1000000/second", "admin": "1000/second"}})
+        config["engine"] = {}  # README's defaults
+    bridge = BridgeProcess(workdir, config, env=env, workers=args.workers).start()
     db = sa.create_engine(config["database"]["url"])
     try:
         cpu, load = server_cpu(bridge.process.proc.pid), os.getloadavg()[0]
@@ -444,6 +455,8 @@ def run(args, workdir: Path, phases: list[Phase]) -> int:
         print(f"{p.target:<8} {p.name:<44} {p.ok:>6} {other:>10} {p.rate:>8.0f} {p.quantile(0.5):>8.1f} "
               f"{p.quantile(0.99):>8.1f} {p.client_cpu / p.seconds:>9.0%} {'-' if p.lost is None else p.lost:>5}{unit}")
     accepted = sum(p.ok * p.alerts_per_request for p in phases if p.target == "bridge")
+    print(f"bridge config: {'the embedded default' if args.config == 'default' else 'plain (one rule, no gate)'}, "
+          f"{'PostgreSQL' if args.database_url else 'SQLite'}, {args.workers} workers")
     print(f"load average (1 min) {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: wall-clock "
           "figures are the machine's, CPU per alert the bridge's own")
     print(f"storm of {args.storm} alerts: accepted in {outcome['storm_accepted']:.1f} s, "
