@@ -16,7 +16,6 @@ import threading
 
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from bridge import logformat, metrics
 from bridge.app import build, build_store, configure_logging
@@ -83,9 +82,8 @@ class BridgeServer(BaseApplication):
         settings = {
             "bind": self.bind,
             "workers": self.workers,
-            # slow clients wait in the poller, not in a thread; it reads plain HTTP only, so with
-            # server.tls gunicorn's own threaded worker does the TLS (a slow client holds a thread)
-            "worker_class": ThreadWorker if server.get("tls") else BufferingThreadWorker,
+            # slow clients (their TLS handshake too) wait in the poller, not in a thread
+            "worker_class": BufferingThreadWorker,
             "threads": server["threads"],
             "worker_connections": server["worker_connections"],
             "keepalive": server["keepalive"],

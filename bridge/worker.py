@@ -12,6 +12,10 @@ request is waiting on it: a busy poller can reach the time-out after the next re
 and before it saw it, and closing then resets a valid request. For the same reason, what a
 client sent before its header or body time-out is read before it is answered 408.
 
+With server.tls the poller also does the TLS: each connection's handshake runs without
+blocking, within server.header_timeout, and the request is read decrypted, so a client that
+stalls its handshake holds no thread either.
+
 A plain webhook request is answered straight from the buffered bytes (bridge/fastpath.py),
 without WSGI or Flask: one with a small body by the poller itself, which hands its signals to
 the receipts' group commit and sends the answer once they are committed (no thread waits for
@@ -23,13 +27,17 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import select
 import selectors
 import socket
+import ssl
 import time
 from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 
+from gunicorn import http
+from gunicorn import sock as gsock
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, ThreadWorker
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import InternalServerError
@@ -52,22 +60,50 @@ def error_response(status: int, reason: str, message: str) -> bytes:
 
 
 def _receive(sock) -> bytes | None:
-    """What a readable non-blocking socket holds: b"" at its end or on an error, None if nothing yet."""
+    """What a readable non-blocking socket holds: b"" at its end or on an error, None if nothing yet.
+    A TLS socket is read until its decrypted buffer is empty: the poller sees only the raw socket."""
+    data = b""
     try:
-        return sock.recv(65536)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                return data + chunk if chunk or not data else data
+            data += chunk
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):  # a record not whole yet
+        return data or None
+    except ssl.SSLError:
+        return b""
     except OSError as exc:
-        return None if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else b""
+        return data or None if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) else b""
 
 
-def _waiting(sock) -> bool:
-    """Whether a non-blocking socket has bytes (or its end) to read."""
+def _waiting(sock, *, raw: bool = False) -> bool:
+    """Whether a non-blocking socket has bytes (or its end) to read. TLS: decrypted bytes, or
+    with `raw` any bytes at all (maybe a record not yet whole)."""
+    if isinstance(sock, ssl.SSLSocket):
+        return sock.pending() > 0 or (raw and bool(select.select([sock], [], [], 0)[0]))
     try:
         return sock.recv(1, socket.MSG_PEEK) is not None
     except OSError as exc:
         return exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK)
 
 
+def _shaken(conn) -> bool | None:
+    """Advance a TLS handshake without blocking: True once done, None while it waits for the
+    client, False if it failed."""
+    try:
+        conn.sock.do_handshake()
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError:  # ssl.SSLError included: not TLS, or a certificate refused
+        return False
+    conn.handshaking = False
+    return True
+
+
 class BufferingThreadWorker(ThreadWorker):
+    tls: ssl.SSLContext | None = None  # with server.tls, made by init_process
+
     def init_process(self):
         server = self.app.bridge_config["server"]
         self.header_timeout = server["header_timeout"]
@@ -77,6 +113,8 @@ class BufferingThreadWorker(ThreadWorker):
             self.cfg.limit_request_field_size + 2)
         self.keepalive_on = bool(self.cfg.keepalive)  # gunicorn's Config is slow to read per request
         self.combined_log = self.cfg.access_log_format == fastpath.COMBINED
+        if self.cfg.is_ssl:
+            self.tls = gsock.ssl_context(self.cfg)  # made once, not per connection
         self.reading: dict = {}  # conn -> deadline, for connections the poller is reading
         self.draining: dict = {}  # conn -> deadline, for refused connections being closed
         super().init_process()
@@ -89,6 +127,10 @@ class BufferingThreadWorker(ThreadWorker):
             super().enqueue_req(conn)
             return
         conn.framing = RequestFraming(self.max_head, self.max_body)
+        if self.tls is not None and not isinstance(conn.sock, ssl.SSLSocket):  # a new connection
+            conn.sock = self.tls.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False,
+                                             suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+            conn.handshaking = True
         if conn.parser is not None:  # bytes read ahead on a kept-alive connection
             conn.framing.feed(conn.parser.unreader.take_buffered())
         conn.sock.setblocking(False)
@@ -102,6 +144,13 @@ class BufferingThreadWorker(ThreadWorker):
             conn.polled = True
 
     def on_request_bytes(self, conn, _client, received: bytes | None = None):
+        if getattr(conn, "handshaking", False):
+            shaken = _shaken(conn)
+            if shaken is False:
+                self._stop_reading(conn)
+                self._drop(conn)
+            if not shaken:
+                return
         if received is None:
             received = _receive(conn.sock)
             if received is None:
@@ -181,6 +230,8 @@ class BufferingThreadWorker(ThreadWorker):
         response = fastpath.response(answer, keepalive)
         try:
             sent = conn.sock.send(response)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            sent = 0  # TLS could not write now: a thread sends it
         except OSError as exc:
             self.log.debug("Ignoring socket error after a webhook: %s", exc)
             sent, keepalive = len(response), False
@@ -207,7 +258,7 @@ class BufferingThreadWorker(ThreadWorker):
         if rest is not None:
             conn.rest = None
             conn.buffered = False
-            conn.init()  # blocking, and the parser gunicorn's finish_request reads
+            self._init(conn)  # blocking, and the parser gunicorn's finish_request reads
             try:
                 conn.sock.sendall(rest)
             except OSError as exc:
@@ -218,15 +269,21 @@ class BufferingThreadWorker(ThreadWorker):
         if plain is not None:
             conn.buffered = False
             return self.answer_webhook(conn, plain)
-        conn.init()
+        self._init(conn)
         conn.parser.unreader.unread(bytes(conn.framing.buf))
         conn.buffered = False
         return super().handle(conn)
 
+    def _init(self, conn) -> None:
+        """gunicorn's TConn.init, for a TLS connection too: the poller has wrapped it already."""
+        if conn.parser is None and self.tls is not None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.init()
+
     def answer_webhook(self, conn, plain: fastpath.Plain) -> bool:
         """What gunicorn's handle_request does around the app (request count, keep-alive, access
         log), around Webhooks.answer(). True to keep the connection."""
-        conn.init()  # gunicorn's finish_request reads the parser's buffer (empty here)
+        self._init(conn)  # gunicorn's finish_request reads the parser's buffer (empty here)
         start = datetime.now()
         keepalive = self._count_request(plain)
         webhooks = self.wsgi.extensions["bridge"]["webhooks"]
@@ -269,7 +326,7 @@ class BufferingThreadWorker(ThreadWorker):
             now = time.monotonic()
             expired = list(itertools.takewhile(lambda c: c.timeout <= now, self.keepalived_conns))
             for conn in expired:
-                if _waiting(conn.sock):
+                if _waiting(conn.sock, raw=True):
                     self.on_client_socket_readable(conn, conn.sock)
         super().murder_keepalived(force)
 

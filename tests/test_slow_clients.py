@@ -2,12 +2,15 @@
 
 import json
 import socket
+import ssl
 
 import pytest
 import requests
 
 from tests.conftest import sample
-from tests.harness.bridge_process import WEBHOOK_TOKEN
+from tests.harness.bridge_process import WEBHOOK_TOKEN, BridgeProcess, base_config
+from tests.harness.procs import wait_until
+from tests.test_serving import self_signed
 
 pytestmark = pytest.mark.process
 
@@ -16,10 +19,12 @@ UNFINISHED_BODY = (b"POST /v1/alerts/alertmanager HTTP/1.1\r\nHost: bridge\r\nCo
                    b"Content-Length: 100000\r\n\r\n{\"alerts\": [")
 
 
-def open_sockets(bridge, first_bytes: bytes, count: int) -> list[socket.socket]:
+def open_sockets(bridge, first_bytes: bytes, count: int, tls: ssl.SSLContext | None = None) -> list[socket.socket]:
     sockets = []
     for _ in range(count):
-        s = socket.create_connection(("127.0.0.1", bridge.port))
+        s = socket.create_connection(("127.0.0.1", bridge.port), timeout=5)  # a starved server fails, not hangs
+        if tls is not None:
+            s = tls.wrap_socket(s, server_hostname="127.0.0.1")
         s.sendall(first_bytes)
         sockets.append(s)
     return sockets
@@ -29,7 +34,7 @@ def still_open(s: socket.socket) -> bool:
     s.setblocking(False)
     try:
         return s.recv(1) != b""  # pragma: no cover (the server sent something: not expected)
-    except BlockingIOError:
+    except (BlockingIOError, ssl.SSLWantReadError):
         return True
     except OSError:
         return False
@@ -88,3 +93,76 @@ def test_pipelined_and_kept_alive_requests_are_all_answered(bridge_process):
     get = b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n"
     s.sendall(get + get + b"GET /healthz HTTP/1.1\r\nHost: bridge\r\nConnection: close\r\n\r\n")
     assert answer(s).count(b"HTTP/1.1 200 OK") == 3
+
+
+# the first 6 bytes of a TLS ClientHello's record: the rest never comes
+HALF_HANDSHAKE = b"\x16\x03\x01\x02\x00\x01"
+
+
+@pytest.fixture
+def tls_bridge(tmp_path):
+    """Factory: a bridge served over HTTPS (server.tls), its URL and a client context trusting it."""
+    cert, key = self_signed(tmp_path)
+    started = []
+
+    def start(**server):
+        bridge = BridgeProcess(tmp_path, base_config(tmp_path, server={
+            **server, "tls": {"certfile": str(cert), "keyfile": str(key)}}), workers=1)
+        started.append(bridge)
+        bridge.process.start()
+        url = bridge.url.replace("http://", "https://")
+
+        def ready():
+            bridge.process.check()
+            try:
+                return requests.get(url + "/readyz", verify=cert, timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until("the bridge over HTTPS", ready, 30)
+        bridge.url = url
+        return bridge, ssl.create_default_context(cafile=cert), cert
+
+    yield start
+    for bridge in started:
+        bridge.kill()
+
+
+def test_over_tls_slow_clients_and_stalled_handshakes_starve_nothing(tls_bridge):
+    bridge, tls, cert = tls_bridge(header_timeout=120, body_timeout=120)
+    url = bridge.url
+    slow = (open_sockets(bridge, HALF_HANDSHAKE, 64) + open_sockets(bridge, HALF_HEAD, 64, tls)
+            + open_sockets(bridge, UNFINISHED_BODY, 64, tls))
+    try:
+        assert requests.get(url + "/healthz", verify=cert, timeout=1).status_code == 200
+        headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
+        with requests.Session() as session:  # kept alive: the poller's answer, then a thread's (a large body)
+            body = json.loads(sample("webhook_firing_api_v2.json"))
+            for n in range(3):
+                body["alerts"][0]["fingerprint"] = f"tls-{n}"
+                body["pad"] = "x" * (100_000 if n == 2 else 0)
+                posted = session.post(url + "/v1/alerts/alertmanager", data=json.dumps(body), headers=headers,
+                                      verify=cert, timeout=1)
+                assert posted.status_code == 202, posted.text
+        assert all(still_open(s) for s in slow)
+    finally:
+        for s in slow:
+            s.close()
+    stored = bridge.request("GET", "/v1/signals", verify=cert).json()["signals"]
+    assert sorted(s["fingerprint"] for s in stored) == ["tls-0", "tls-1", "tls-2"]
+
+
+def test_over_tls_a_stalled_handshake_is_closed_and_a_stalled_head_gets_408(tls_bridge):
+    bridge, tls, _ = tls_bridge(header_timeout=1, body_timeout=1)
+    [handshake] = open_sockets(bridge, HALF_HANDSHAKE, 1)
+    [head] = open_sockets(bridge, HALF_HEAD, 1, tls)
+    assert answer(handshake) == b""  # closed: no TLS session to answer in
+    head_answer = answer(head)
+    assert head_answer.startswith(b"HTTP/1.1 408 ") and b"server.header_timeout" in head_answer
+    plain = socket.create_connection(("127.0.0.1", bridge.port))  # not TLS at all: closed, never served
+    plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+    try:
+        got = answer(plain)
+    except ConnectionResetError:  # closed with its request unread
+        got = b""
+    assert b"HTTP/1.1" not in got
