@@ -1,6 +1,6 @@
 """Gathers what the safety gates read, so that decide() stays pure: the fleet view (shared by
-the steps of one process, read again after any process's intake, fencing start or pause, or
-when view_ttl old), one host's view, its approvals, Alertmanager's silences (cached)
+the steps of one process, read again after any process's intake, pause or (with a rate limit)
+fencing start, or when view_ttl old), one host's view, its approvals, Alertmanager's silences (cached)
 and whether Nova answers.
 
 Only incidents about to start fencing (suspected) need any of it; other steps read nothing.
@@ -173,8 +173,9 @@ class GateInputs:
                 self.record.append((now, incident_id, gate, effect, decision.cause))
 
     def invalidate(self) -> None:
-        """Something the fleet view counts changed here (signals taken in, a fencing start): read
-        it again even where the database's version cannot show it (a simulated clock stands still)."""
+        """Something the fleet view counts changed here (signals taken in, a fencing start the
+        rate limit counts): read it again even where the database's version cannot show it (a
+        simulated clock stands still)."""
         self._fleet = None
 
     def fleet(self, now: datetime) -> Fleet:
@@ -183,11 +184,11 @@ class GateInputs:
                       and abs((now - self._read_for).total_seconds()) < self.ttl)  # a simulated clock moves too
             if recent:  # and no process changed what it counts since (another worker's intake)
                 with self.store.reader.connect() as conn:
-                    if reads.fleet_version(conn) == self._version:
+                    if reads.fleet_version(conn, self.limits) == self._version:
                         return self._fleet
             self.inventory.known_hosts()  # refreshed when old: Nova's host count, and whether it answers
             with self.store.reader.connect() as conn:
-                self._version = reads.fleet_version(conn)  # first: a change during the counts reads them again
+                self._version = reads.fleet_version(conn, self.limits)  # first: a change during the counts reads them again
                 counts = reads.fleet_counts(conn, now, self.limits, self.domain, self.watchdog)
             nova_ok, nova_error = self.inventory.nova_state()
             fleet = Fleet(**counts, nova_ok=nova_ok, nova_error=nova_error,

@@ -35,17 +35,19 @@ def _domain_of(labels: list[Mapping[str, str]], domain: Mapping[str, str] | None
 
 
 # One row of single index lookups that changes whenever any process commits something the fleet
-# view counts: an intake (incidents opened; upstream and watchdog alerts), a fencing start, a
-# pause. A process reuses its view only while this row stays the same (GateInputs.fleet).
-_VERSION = sa.select(
-    sa.select(sa.func.max(incidents.c.id)).scalar_subquery(),
-    sa.select(sa.func.max(signals.c.processed_at)).scalar_subquery(),
-    sa.select(sa.func.max(timeline.c.at)).where(timeline.c.to_state == sm.FENCING).scalar_subquery(),
-    sa.select(sa.func.max(pauses.c.id)).scalar_subquery())
+# view counts: an intake (incidents opened; upstream and watchdog alerts), a pause, and with a
+# rate limit a fencing start. A process reuses its view only while this row stays the same
+# (GateInputs.fleet).
+_CHANGES = (sa.select(sa.func.max(incidents.c.id)).scalar_subquery(),
+            sa.select(sa.func.max(signals.c.processed_at)).scalar_subquery(),
+            sa.select(sa.func.max(pauses.c.id)).scalar_subquery())
+_VERSION = sa.select(*_CHANGES)
+_VERSION_AND_STARTS = sa.select(
+    *_CHANGES, sa.select(sa.func.max(timeline.c.at)).where(timeline.c.to_state == sm.FENCING).scalar_subquery())
 
 
-def fleet_version(conn) -> tuple:
-    return tuple(conn.execute(_VERSION).one())
+def fleet_version(conn, limits: Limits) -> tuple:
+    return tuple(conn.execute(_VERSION if limits.rate_hosts is None else _VERSION_AND_STARTS).one())
 
 
 def fleet_counts(conn, now: datetime, limits: Limits, domain: Mapping[str, str] | None,

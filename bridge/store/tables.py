@@ -62,6 +62,7 @@ signals = sa.Table(
 sa.Index("signals_unprocessed", signals.c.processed_at, signals.c.id)
 sa.Index("signals_by_incident", signals.c.incident_id)
 sa.Index("signals_by_fingerprint", signals.c.source, signals.c.fingerprint)
+sa.Index("signals_by_kind", signals.c.kind, signals.c.id)  # the few upstream alerts, for the fleet view
 
 incidents = sa.Table(
     "incidents", metadata,
