@@ -48,6 +48,18 @@ def self_signed(tmp_path):
     return cert, key
 
 
+def wait_https(bridge, https: str, cert) -> None:
+    """Until the bridge answers /readyz over HTTPS, trusting `cert`."""
+    def ready():
+        bridge.process.check()
+        try:
+            return requests.get(https + "/readyz", verify=cert, timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until("the bridge over HTTPS", ready, 30)
+
+
 def test_serves_https_with_the_configured_certificate(tmp_path):
     cert, key = self_signed(tmp_path)
     config = base_config(tmp_path, server={"tls": {"certfile": str(cert), "keyfile": str(key)}})
@@ -55,14 +67,7 @@ def test_serves_https_with_the_configured_certificate(tmp_path):
     https = bridge.url.replace("http://", "https://")
     bridge.process.start()
     try:
-        def ready():
-            bridge.process.check()
-            try:
-                return requests.get(https + "/readyz", verify=cert, timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until("the bridge over HTTPS", ready, 30)
+        wait_https(bridge, https, cert)
         with pytest.raises(requests.ConnectionError):
             requests.get(bridge.url + "/healthz", timeout=5)  # plain HTTP is not served
     finally:

@@ -9,8 +9,7 @@ import requests
 
 from tests.conftest import sample
 from tests.harness.bridge_process import WEBHOOK_TOKEN, BridgeProcess, base_config
-from tests.harness.procs import wait_until
-from tests.test_serving import self_signed
+from tests.test_serving import self_signed, wait_https
 
 pytestmark = pytest.mark.process
 
@@ -101,7 +100,8 @@ HALF_HANDSHAKE = b"\x16\x03\x01\x02\x00\x01"
 
 @pytest.fixture
 def tls_bridge(tmp_path):
-    """Factory: a bridge served over HTTPS (server.tls), its URL and a client context trusting it."""
+    """Factory: a bridge served over HTTPS (server.tls, bridge.url https), a client context
+    trusting it, and its certificate."""
     cert, key = self_signed(tmp_path)
     started = []
 
@@ -110,17 +110,8 @@ def tls_bridge(tmp_path):
             **server, "tls": {"certfile": str(cert), "keyfile": str(key)}}), workers=1)
         started.append(bridge)
         bridge.process.start()
-        url = bridge.url.replace("http://", "https://")
-
-        def ready():
-            bridge.process.check()
-            try:
-                return requests.get(url + "/readyz", verify=cert, timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until("the bridge over HTTPS", ready, 30)
-        bridge.url = url
+        bridge.url = bridge.url.replace("http://", "https://")
+        wait_https(bridge, bridge.url, cert)
         return bridge, ssl.create_default_context(cafile=cert), cert
 
     yield start
