@@ -330,8 +330,8 @@ class Engine:
                     log.warning("incident %s: lease lost during step; another worker carries on", incident_id)
                 return False
             self.gating.fired(incident_id, decision, now)
-            if decision.to_state == sm.FENCING and self.gating.limits.rate_hosts is not None:
-                self.gating.invalidate()  # one more for the rate limit
+            if decision.to_state == sm.FENCING:
+                self.gating.fencing_started()
             if decision.to_state:
                 unobserved.append((claim.incident, decision, outcome, now))
             if not go_on:

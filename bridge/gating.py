@@ -173,10 +173,14 @@ class GateInputs:
                 self.record.append((now, incident_id, gate, effect, decision.cause))
 
     def invalidate(self) -> None:
-        """Something the fleet view counts changed here (signals taken in, a fencing start the
-        rate limit counts): read it again even where the database's version cannot show it (a
-        simulated clock stands still)."""
+        """Something the fleet view counts changed here (signals taken in): read it again even
+        where the database's version cannot show it (a simulated clock stands still)."""
         self._fleet = None
+
+    def fencing_started(self) -> None:
+        """A fencing start was committed here: one more for the rate limit, if one is set."""
+        if self.limits.rate_hosts is not None:
+            self.invalidate()
 
     def fleet(self, now: datetime) -> Fleet:
         with self._lock:

@@ -66,9 +66,9 @@ def _receive(sock) -> bytes | None:
     try:
         while True:
             chunk = sock.recv(65536)
-            if not chunk or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
-                return data + chunk if chunk or not data else data
             data += chunk
+            if not chunk or not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                return data
     except (ssl.SSLWantReadError, ssl.SSLWantWriteError):  # a record not whole yet
         return data or None
     except ssl.SSLError:

@@ -157,3 +157,16 @@ def test_over_tls_a_stalled_handshake_is_closed_and_a_stalled_head_gets_408(tls_
     except ConnectionResetError:  # closed with its request unread
         got = b""
     assert b"HTTP/1.1" not in got
+
+
+def test_over_tls_a_body_over_the_limit_is_413_and_nothing_is_stored(tls_bridge):
+    bridge, _, cert = tls_bridge(max_body_bytes=2048)
+    body = json.loads(sample("webhook_firing_api_v2.json"))
+    body["pad"] = "\u00e9" * 4096  # unicode, over the limit once encoded
+    data = json.dumps(body, ensure_ascii=False).encode()
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
+    for sent in (data, iter([data[:1000], data[1000:]])):  # Content-Length, then chunked
+        refused = requests.post(bridge.url + "/v1/alerts/alertmanager", headers=headers, data=sent,
+                                verify=cert, timeout=30)
+        assert refused.status_code == 413 and "server.max_body_bytes (2048)" in refused.json()["message"]
+    assert bridge.request("GET", "/v1/signals", verify=cert).json()["signals"] == []
